@@ -1,0 +1,175 @@
+"""Read the raw training data named by `data.path` (file or folder) or `data.name` (datasets hub) into a DataFrame.
+
+Every problem a user can fix (missing file, unknown format, bad encoding, malformed rows, unreachable hub)
+becomes a one-line NexaError that names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from nexa_core.config import DataConfig
+from nexa_core.errors import NexaError
+from nexa_core.resolve import resolve_location
+
+# Format by the suffix before any compression suffix; `.json` is read as JSON lines (or one JSON array).
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {".gz": gzip.decompress, ".bz2": bz2.decompress}
+SUPPORTED = ".csv, .tsv, .jsonl, .json (JSON lines), .parquet; text formats may be compressed as .gz or .bz2"
+
+
+def describe_source(cfg: DataConfig) -> str:
+    """A short human-readable name of where the data came from, for error messages and dataset.json."""
+    if cfg.path:
+        return cfg.path
+    return f"hub:{cfg.name}" + (f"/{cfg.config}" if cfg.config else "") + f"[{cfg.split}]"
+
+
+def load_raw(cfg: DataConfig) -> pd.DataFrame:
+    """Return the raw rows with their original columns; cleaning and column selection happen later."""
+    if not cfg.path:
+        return _load_hub(cfg)
+    path = Path(resolve_location(cfg.path, "data.path")).expanduser()
+    if not path.exists():
+        raise NexaError(f"data.path: {path} does not exist; point data.path at a data file or a folder of them")
+    if path.is_dir():
+        return _load_folder(path)
+    return _load_file(path)
+
+
+def _detect(path: Path) -> Optional[tuple[str, Optional[str]]]:
+    """(format, compression suffix) for a supported file name, else None."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes.pop() if suffixes and suffixes[-1] in _DECOMPRESS else None
+    fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
+    # Parquet compresses internally; a `.parquet.gz` would need unpacking first.
+    if fmt is None or (fmt == "parquet" and compression):
+        return None
+    return fmt, compression
+
+
+def _load_folder(folder: Path) -> pd.DataFrame:
+    # Hidden and `_`-prefixed files are tool droppings (.DS_Store, _SUCCESS), never data.
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _detect(p))
+    if not files:
+        raise NexaError(
+            f"data.path: folder {folder} has no data files (supported: {SUPPORTED}); add files or fix the path"
+        )
+    frames = [_load_file(p) for p in files]
+    # Rows from a file that lacks a column would silently become "empty" rows later, so insist on one layout.
+    first = list(frames[0].columns)
+    for path, frame in zip(files[1:], frames[1:]):
+        if set(frame.columns) != set(first):
+            raise NexaError(
+                f"data.path: {path.name} has columns {sorted(frame.columns)} but {files[0].name} has {sorted(first)}; "
+                f"every file in {folder} must have the same columns"
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _load_file(path: Path) -> pd.DataFrame:
+    detected = _detect(path)
+    if detected is None:
+        raise NexaError(f"data.path: {path} has an unsupported format; use one of {SUPPORTED}")
+    fmt, compression = detected
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
+            raise NexaError(f"data.path: {path} is not a readable Parquet file ({err}); re-export it") from None
+    text = _read_text(path, compression)
+    if fmt == "jsonl":
+        return _parse_json_lines(path, text)
+    return _parse_csv(path, text, sep="\t" if fmt == "tsv" else ",")
+
+
+def _read_text(path: Path, compression: Optional[str]) -> str:
+    data = path.read_bytes()
+    if compression:
+        try:
+            data = _DECOMPRESS[compression](data)
+        except (OSError, EOFError, ValueError) as err:
+            raise NexaError(f"data.path: {path} could not be decompressed as {compression} ({err})") from None
+    try:
+        # Strict UTF-8 so mis-encoded text fails loudly instead of training on mojibake; utf-8-sig drops a BOM.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        where = f"byte {err.start}{' of the decompressed data' if compression else ''} (line {line})"
+        raise NexaError(
+            f"data.path: {path} is not valid UTF-8 at {where}; re-encode it as UTF-8, "
+            f"e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{''.join(path.suffixes)}`"
+        ) from None
+
+
+def _parse_csv(path: Path, text: str, sep: str) -> pd.DataFrame:
+    try:
+        # Everything as strings and only empty fields as missing: a review reading "NA" or "null" stays text.
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise NexaError(f"data.path: {path} is empty; it needs a header row and data rows") from None
+    except pd.errors.ParserError as err:
+        match = re.search(r"line (\d+)", str(err))
+        where = f" at line {match.group(1)}" if match else ""
+        raise NexaError(
+            f"data.path: {path} is malformed{where} ({err}); check quoting and the number of fields per row"
+        ) from None
+
+
+def _parse_json_lines(path: Path, text: str) -> pd.DataFrame:
+    # Parsed here rather than by pandas so a bad record is reported with its line number.
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise NexaError(f"data.path: {path} is not valid JSON at line {err.lineno} ({err.msg})") from None
+        numbered = list(enumerate(records, 1))
+        unit = "item"
+    else:
+        numbered = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise NexaError(
+                    f"data.path: {path} line {lineno} is not valid JSON ({err.msg}, column {err.colno}); "
+                    "each line must be one JSON object"
+                ) from None
+        unit = "line"
+    for number, record in numbered:
+        if not isinstance(record, dict):
+            raise NexaError(f"data.path: {path} {unit} {number} is not a JSON object; each record must be {{...}}")
+    return pd.DataFrame.from_records([record for _, record in numbered])
+
+
+def _load_hub(cfg: DataConfig) -> pd.DataFrame:
+    label = f"{cfg.name}/{cfg.config}" if cfg.config else str(cfg.name)
+    try:
+        import datasets  # imported lazily: it is slow to import and only needed for hub sources
+
+        ds = datasets.load_dataset(cfg.name, cfg.config, split=cfg.split)
+        df = ds.to_pandas()
+        feature = ds.features.get(cfg.label_column)
+    except Exception as err:  # network, auth, unknown dataset/config/split: all fixable the same way
+        detail = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise NexaError(
+            f"data.name: could not load {label} (split {cfg.split}) from the hub ({detail}); "
+            "set data.path to a local file instead"
+        ) from None
+    if isinstance(feature, datasets.ClassLabel):
+        # Class ids become their names so stored labels are readable; ids outside the names (-1 on unlabelled
+        # test splits) become missing and are dropped as missing_label.
+        names = feature.names
+        df[cfg.label_column] = [names[i] if isinstance(i, int) and 0 <= i < len(names) else None
+                                for i in df[cfg.label_column].tolist()]
+    return df

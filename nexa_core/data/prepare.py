@@ -1,0 +1,118 @@
+"""Turn `data:` config into a stored, content-addressed dataset version: load -> clean -> split -> hash -> write.
+
+Layout: `<datasets_dir>/<version>/{train,validation,test}.parquet` + `dataset.json`, and `<datasets_dir>/LATEST`.
+The version is a hash of the split contents, so the same data and parameters always give the same version
+(and re-preparing reuses the stored folder) while any changed row gives a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nexa_core.atomic import atomic_write_json, atomic_write_text
+from nexa_core.config import DataConfig
+from nexa_core.data.loading import describe_source, load_raw
+from nexa_core.data.splitting import SPLITS, split_dataset
+from nexa_core.data.validation import clean
+from nexa_core.errors import NexaError
+
+VERSION_CHARS = 16  # hex chars of the sha256 content hash kept as the version id
+LATEST = "LATEST"
+META = "dataset.json"
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    version: str
+    path: Path  # the version folder
+    labels: list[str]  # sorted; a label's id is its index
+    counts: dict[str, int]  # rows per split
+    drop_counts: dict[str, int]  # rows dropped while cleaning, by reason
+    source: str
+    num_raw_rows: int
+    reused: bool = False  # True when this version was already stored and nothing was written
+
+
+def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int) -> PreparedDataset:
+    source = describe_source(cfg)
+    raw = load_raw(cfg)
+    cleaned, drop_counts = clean(raw, cfg, source)
+    splits = split_dataset(cleaned, cfg, seed)
+    labels = sorted(str(label) for label in cleaned["label"].unique())
+    version = content_version(splits, labels)
+    counts = {name: len(splits[name]) for name in SPLITS}
+
+    root = Path(datasets_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / version
+    reused = (final / META).is_file()
+    if not reused:
+        if final.exists():
+            raise NexaError(f"{final} exists but has no {META} (not written by prepare); remove it and prepare again")
+        meta = {
+            "version": version,
+            "labels": labels,
+            "counts": counts,
+            "drop_counts": drop_counts,
+            "source": source,
+            "num_raw_rows": len(raw),
+            "created_at": datetime.now(timezone.utc).isoformat(),  # microseconds: versions sort by it
+            "text_column": cfg.text_column,
+            "label_column": cfg.label_column,
+            "seed": seed,
+            "params": cfg.model_dump(include={"drop_labels", "max_samples", "eval_samples",
+                                              "validation_fraction", "test_fraction"}),
+        }
+        reused = _write_version(root, final, splits, labels, meta)
+    atomic_write_text(root / LATEST, version)
+    return PreparedDataset(version, final, labels, counts, drop_counts, source, len(raw), reused)
+
+
+def content_version(splits: dict[str, pd.DataFrame], labels: list[str]) -> str:
+    """First 16 hex chars of sha256 over the labels and every split's rows in order (JSON lines: unambiguous)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"labels": labels}, ensure_ascii=False).encode("utf-8") + b"\n")
+    for name in SPLITS:
+        digest.update(json.dumps({"split": name}).encode("utf-8") + b"\n")
+        for text, label in zip(splits[name]["text"].tolist(), splits[name]["label"].tolist()):
+            digest.update(json.dumps([text, label], ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()[:VERSION_CHARS]
+
+
+def _write_version(root: Path, final: Path, splits: dict[str, pd.DataFrame], labels: list[str], meta: dict) -> bool:
+    """Write into a temp folder next to `final` and rename it into place; True if a concurrent writer won."""
+    # Readers never see a half-written version: the folder appears complete, in one rename.
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    try:
+        ids = {label: i for i, label in enumerate(labels)}
+        for name in SPLITS:
+            frame = splits[name]
+            table = pa.table({
+                "text": pa.array(frame["text"].tolist(), pa.string()),
+                "label": pa.array(frame["label"].tolist(), pa.string()),
+                "label_id": pa.array([ids[label] for label in frame["label"].tolist()], pa.int64()),
+            })
+            pq.write_table(table, tmp / f"{name}.parquet")
+        atomic_write_json(tmp / META, meta)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / META).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # same content already stored by a concurrent run
+            return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return False

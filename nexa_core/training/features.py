@@ -1,0 +1,19 @@
+"""Tokenise a prepared split once, without padding: batches are padded dynamically by the collator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def tokenized_split(dataset_dir: Path, split: str, tokenizer, max_length: int):
+    import datasets
+
+    frame = pd.read_parquet(Path(dataset_dir) / f"{split}.parquet", columns=["text", "label_id"])
+    encoded = tokenizer(frame["text"].tolist(), truncation=True, max_length=max_length)
+    columns = {key: list(values) for key, values in encoded.items()}
+    columns["labels"] = frame["label_id"].astype("int64").tolist()
+    # Precomputed lengths let the length-grouped sampler skip a pass over the data.
+    columns["length"] = [len(ids) for ids in encoded["input_ids"]]
+    return datasets.Dataset.from_dict(columns)

@@ -1,0 +1,79 @@
+"""Our HF Trainer: dynamic padding, resumable length grouping, validation metrics, best-model tracking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+from nexa_core.config import TrainingConfig
+from nexa_core.training.metrics import classification_metrics
+from nexa_core.training.precision import precision_flags
+from nexa_core.training.sampler import EpochSeededLengthGroupedSampler
+
+
+class NexaTrainer(Trainer):
+    def _get_train_sampler(self, train_dataset=None):
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_train_sampler(train_dataset)
+        # The Trainer drops non-model columns before this call, so read lengths from the original dataset.
+        lengths = self.train_dataset["length"]
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return EpochSeededLengthGroupedSampler(batch, list(lengths), seed=self.args.data_seed or self.args.seed)
+
+
+def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool) -> TrainingArguments:
+    greater_is_better = cfg.best_metric != "loss"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.grad_accumulation,
+        learning_rate=cfg.optimizer.lr,
+        optim=cfg.optimizer.name,
+        weight_decay=cfg.optimizer.weight_decay,
+        max_grad_norm=cfg.optimizer.max_grad_norm,
+        lr_scheduler_type=cfg.schedule.name,
+        warmup_steps=cfg.schedule.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        **precision_flags(cfg.precision, cfg.tf32),
+        seed=cfg.distributed.seed,
+        full_determinism=cpu,  # free on CPU; on GPU it would cost speed, so seeding only
+        use_cpu=cpu,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        logging_strategy="steps",
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps",
+        eval_steps=cfg.checkpoint.every_steps,
+        save_strategy="steps",
+        save_steps=cfg.checkpoint.every_steps,
+        # HF keeps the best checkpoint on top of the (limit - 1) most recent ones.
+        save_total_limit=cfg.checkpoint.keep + 1,
+        load_best_model_at_end=True,
+        metric_for_best_model=cfg.best_metric,
+        greater_is_better=greater_is_better,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callbacks) -> NexaTrainer:
+    def compute_metrics(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        metrics = classification_metrics(np.asarray(logits), np.asarray(prediction.label_ids), label_names)
+        return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+    return NexaTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        # Pad each batch to its own longest row (multiple of 8 for tensor cores), never to max_length.
+        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if args.use_cpu else 8),
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )

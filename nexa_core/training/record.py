@@ -1,0 +1,52 @@
+"""The run record (`run.json` beside the run): status, the key that identifies the work, and results.
+
+A materialization that crashed leaves a record with status `running`; the next one with the same key
+finds it and resumes that run from its last checkpoint instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nexa_core.atomic import atomic_write_json
+from nexa_core.config import NexaConfig
+
+RECORD = "run.json"
+
+
+def work_key(cfg: NexaConfig, dataset_version: str) -> str:
+    """Everything that determines the trained weights; storage locations and evaluation gates do not."""
+    payload = cfg.model_dump(include={"model", "training"}) | {"dataset_version": dataset_version}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RECORD
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def update_record(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    record = read_record(run_dir) or {}
+    record.update(fields, updated_at=datetime.now(timezone.utc).isoformat())
+    atomic_write_json(Path(run_dir) / RECORD, record)
+    return record
+
+
+def find_unfinished_run(runs_dir: Path, key: str) -> str | None:
+    """The newest run with this key that started but never completed."""
+    if not Path(runs_dir).is_dir():
+        return None
+    for run_dir in sorted(Path(runs_dir).iterdir(), reverse=True):
+        record = read_record(run_dir) if run_dir.is_dir() else None
+        if record and record.get("key") == key and record.get("status") == "running":
+            return run_dir.name
+    return None

@@ -1,0 +1,99 @@
+"""Train a classifier for one run: set up, resume if a checkpoint exists, train, save `final/`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from nexa_core.config import NexaConfig
+from nexa_core.layout import Layout
+from nexa_core.models import load_classifier, load_tokenizer
+from nexa_core.training.callbacks import SmoothedLossLog
+from nexa_core.training.features import tokenized_split
+from nexa_core.training.record import update_record, work_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    run_dir: str
+    final_dir: str
+    best_checkpoint: str | None
+    resumed_from: str | None
+    global_step: int
+    train_metrics: dict
+    best_eval: dict
+    log_path: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> TrainResult:
+    import torch
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from nexa_core.training.hf import build_trainer, training_arguments
+
+    info = json.loads((Path(dataset_dir) / "dataset.json").read_text())
+    labels = list(info["labels"])
+    run_dir = layout.run_dir(run_id)
+    ckpt_dir = layout.checkpoints_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"]), status="running",
+                  dataset_version=info["version"], model=cfg.model.name_or_path, checkpoints_dir=str(ckpt_dir))
+
+    cpu = not torch.cuda.is_available()
+    args = training_arguments(cfg.training, ckpt_dir, cpu=cpu)
+    last = get_last_checkpoint(str(ckpt_dir)) if any(ckpt_dir.iterdir()) else None
+    resume_step = int(last.rsplit("-", 1)[-1]) if last else 0
+    if last:
+        log.info("resuming %s from %s", run_id, last)
+
+    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision)
+    # Seed before building the model so a freshly initialised head is identical across runs.
+    from transformers import set_seed
+
+    set_seed(cfg.training.distributed.seed)
+    model = load_classifier(cfg.model.name_or_path, labels, cfg.model.revision)
+    train_ds = tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length)
+    eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
+    log_path = run_dir / "logs" / "train_log.jsonl"
+    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)]
+    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks)
+
+    started = time.time()
+    output = trainer.train(resume_from_checkpoint=last)
+    final_dir = run_dir / "final"
+    trainer.save_model(str(final_dir))  # the best model: load_best_model_at_end restored it
+    tokenizer.save_pretrained(str(final_dir))
+
+    state = trainer.state
+    best_eval = next((r for r in state.log_history if r.get("step") == _step_of(state.best_model_checkpoint)
+                      and "eval_loss" in r), {})
+    result = TrainResult(
+        run_id=run_id,
+        run_dir=str(run_dir),
+        final_dir=str(final_dir),
+        best_checkpoint=state.best_model_checkpoint,
+        resumed_from=last,
+        global_step=state.global_step,
+        train_metrics={**output.metrics, "wall_seconds": time.time() - started},
+        best_eval={k.removeprefix("eval_"): v for k, v in best_eval.items() if k.startswith("eval_")},
+        log_path=str(log_path),
+    )
+    update_record(run_dir, status="complete", train=result.to_dict())
+    return result
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
