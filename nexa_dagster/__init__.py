@@ -1,0 +1,1 @@
+"""NexaCompute's Dagster code location: thin assets, resources and jobs over `nexa_core`."""

@@ -1,0 +1,1 @@
+"""Assets by domain: data, training, evaluation, release (manifest, package, deployment)."""

@@ -1,0 +1,56 @@
+"""The pipeline recipe as a resource: one config shared by every asset, editable in the launchpad.
+
+Its defaults come from a YAML recipe (NEXA_CONFIG, else configs/default.yaml), so the launchpad
+opens pre-filled with the recipe, and `dagster job execute -c run.yaml` can override any key under
+`resources.nexa.config`.
+"""
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+
+from nexa_core.config import (DataConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TrainingConfig,
+                              load_config, validate_config)
+from nexa_core.errors import NexaError
+from nexa_core.layout import Layout
+from nexa_dagster.config_bridge import dagster_config_class, to_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RECIPE = PROJECT_ROOT / "configs" / "default.yaml"
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
+            "evaluation": EvaluationConfig, "storage": StorageConfig}
+
+class NexaRecipe(dg.ConfigurableResource):
+    """The run's NexaConfig (data, model, training, evaluation, storage)."""
+
+    name: str
+    data: dagster_config_class(DataConfig)
+    model: dagster_config_class(ModelConfig)
+    training: dagster_config_class(TrainingConfig)
+    evaluation: dagster_config_class(EvaluationConfig)
+    storage: dagster_config_class(StorageConfig)
+
+    def core(self) -> NexaConfig:
+        try:
+            return validate_config(self.model_dump())
+        except NexaError as err:
+            raise dg.Failure(description=str(err)) from None
+
+    def layout(self) -> Layout:
+        return Layout.from_storage(self.core().storage)
+
+def recipe_resource(path: str | os.PathLike | None = None) -> NexaRecipe:
+    recipe = Path(path or os.environ.get("NEXA_CONFIG") or DEFAULT_RECIPE)
+    if not recipe.is_absolute() and not recipe.exists():
+        recipe = PROJECT_ROOT / recipe
+    cfg = load_config(recipe)
+    values = cfg.model_dump(mode="json")
+    # Absolute storage roots, so the UI, the daemon and every run process agree on locations.
+    values["storage"] = {key: str(path) for key, path in asdict(Layout.from_storage(cfg.storage)).items()}
+    return recipe_from_values(values)
+
+def recipe_from_values(values: dict) -> NexaRecipe:
+    sections = {key: to_config(dagster_config_class(model), values[key]) for key, model in SECTIONS.items()}
+    return NexaRecipe(name=values["name"], **sections)

@@ -1,0 +1,22 @@
+"""GPUTrainerResource: runs the core trainer on this node (CPU or one GPU)."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from nexa_core.config import NexaConfig
+from nexa_core.layout import Layout
+
+class GPUTrainerResource(dg.ConfigurableResource):
+    """Where and how training runs; the recipe's `training` section says what is trained."""
+
+    device: str = "auto"  # "auto" (a GPU if visible), "cpu" to force CPU even on a GPU node
+
+    def train(self, cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout):
+        import os
+
+        from nexa_core import steps
+
+        if self.device == "cpu":
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""  # hide GPUs before torch initialises CUDA
+        return steps.train_run(cfg, dataset_dir, run_id, layout)

@@ -1,0 +1,70 @@
+"""The whole training graph materialized in-process with a tiny model built in code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import jsonschema
+import pytest
+
+from nexa_core.manifest import schema
+from nexa_dagster import definitions
+from nexa_dagster.resources import GPUTrainerResource
+from nexa_dagster.resources.recipe import recipe_from_values
+from nexa_core.config import validate_config
+
+pytestmark = pytest.mark.slow
+
+
+def _materialize(recipe: dict, instance=None, raise_on_error=True):
+    values = validate_config(recipe).model_dump(mode="json")
+    return dg.materialize(
+        [*definitions.ASSETS, *definitions.CHECKS],
+        resources={"nexa": recipe_from_values(values), "trainer": GPUTrainerResource(device="cpu")},
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )
+
+
+def _meta(result, asset):
+    [mat] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_whole_graph_trains_evaluates_records_packages_and_deploys(recipe, tmp_path):
+    from transformers import pipeline
+
+    result = _materialize(recipe)
+    assert result.success
+    data = _meta(result, "training_dataset")
+    assert data["rows_train"] > 0 and data["rows_test"] > 0 and len(data["data_hash"]) == 16
+    model = _meta(result, "trained_model")
+    assert model["global_step"] > 0 and "loss_curve" in model and Path(model["final_dir"]).is_dir()
+    report = _meta(result, "evaluation_report")
+    assert report["accuracy"] >= 0.8 and isinstance(report["macro_f1"], float)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"meets_thresholds": True, "splits_disjoint_and_stratified": True}
+
+    manifest_path = Path(_meta(result, "run_manifest")["manifest_path"])
+    manifest = json.loads(manifest_path.read_text())
+    jsonschema.validate(manifest, schema())
+    assert manifest["run_id"].startswith("tiny_") and manifest["metrics"]["accuracy"] == report["accuracy"]
+
+    current = Path(_meta(result, "deployed_model")["current_model"])
+    assert current == tmp_path / "durable" / "deploy" / "current_model"
+    clf = pipeline("text-classification", model=str(current))
+    assert clf("great superb lovely film")[0]["label"] in {"pos", "neg"}
+    assert json.loads((current / "config.json").read_text())["id2label"] == {"0": "neg", "1": "pos"}
+
+
+def test_a_model_below_its_thresholds_is_not_packaged_or_deployed(recipe, tmp_path):
+    recipe["evaluation"]["thresholds"] = {"accuracy": 1.01}
+    result = _materialize(recipe, raise_on_error=False)
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert {"trained_model", "evaluation_report"} <= materialized
+    assert not materialized & {"run_manifest", "model_package", "deployed_model"}
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["meets_thresholds"] is False
+    assert not (tmp_path / "durable" / "deploy" / "current_model").exists()
