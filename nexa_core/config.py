@@ -119,7 +119,7 @@ class NexaConfig(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
-    storage: StorageConfig = StorageConfig()
+    storage: StorageConfig = Field(default_factory=StorageConfig)  # read the env when loaded, not at import
 
     @field_validator("name")
     @classmethod

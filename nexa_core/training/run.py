@@ -38,7 +38,7 @@ class TrainResult:
 
 def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> TrainResult:
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import set_seed
 
     from nexa_core.training.hf import build_trainer, training_arguments
 
@@ -46,33 +46,29 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
     labels = list(info["labels"])
     run_dir = layout.run_dir(run_id)
     ckpt_dir = layout.checkpoints_dir(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"]), status="running",
-                  dataset_version=info["version"], model=cfg.model.name_or_path, checkpoints_dir=str(ckpt_dir))
-
-    cpu = not torch.cuda.is_available()
-    args = training_arguments(cfg.training, ckpt_dir, cpu=cpu)
-    last = get_last_checkpoint(str(ckpt_dir)) if any(ckpt_dir.iterdir()) else None
-    resume_step = int(last.rsplit("-", 1)[-1]) if last else 0
-    if last:
-        log.info("resuming %s from %s", run_id, last)
-
+    # Everything that can reject the config (precision, model, tokenizer) runs before any folder is made.
+    args = training_arguments(cfg.training, ckpt_dir, cpu=not torch.cuda.is_available())
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision)
-    # Seed before building the model so a freshly initialised head is identical across runs.
-    from transformers import set_seed
-
-    set_seed(cfg.training.distributed.seed)
+    set_seed(cfg.training.distributed.seed)  # before building the model: a new head is identical across runs
     model = load_classifier(cfg.model.name_or_path, labels, cfg.model.revision)
     train_ds = tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length)
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"]), status="running",
+                  dataset_version=info["version"], model=cfg.model.name_or_path, checkpoints_dir=str(ckpt_dir))
+    last = last_complete_checkpoint(ckpt_dir)
+    resume_step = int(last.name.rsplit("-", 1)[-1]) if last else 0
+    if last:
+        log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
     callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)]
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks)
 
     started = time.time()
-    output = trainer.train(resume_from_checkpoint=last)
+    output = trainer.train(resume_from_checkpoint=str(last) if last else None)
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best model: load_best_model_at_end restored it
     tokenizer.save_pretrained(str(final_dir))
@@ -85,7 +81,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
         run_dir=str(run_dir),
         final_dir=str(final_dir),
         best_checkpoint=state.best_model_checkpoint,
-        resumed_from=last,
+        resumed_from=str(last) if last else None,
         global_step=state.global_step,
         train_metrics={**output.metrics, "wall_seconds": time.time() - started},
         best_eval={k.removeprefix("eval_"): v for k, v in best_eval.items() if k.startswith("eval_")},
@@ -93,6 +89,21 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
     )
     update_record(run_dir, status="complete", train=result.to_dict())
     return result
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest checkpoint whose save finished: HF writes trainer_state.json last, so a folder
+    without it was cut off by a crash mid-save and is skipped rather than resumed from."""
+    done = [p for p in Path(ckpt_dir).glob("checkpoint-*") if _readable_json(p / "trainer_state.json")]
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[-1]), default=None)
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _step_of(checkpoint: str | None) -> int | None:
