@@ -1,8 +1,8 @@
 """The pipeline recipe as a resource: one config shared by every asset, editable in the launchpad.
 
 Its defaults come from a YAML recipe (NEXA_CONFIG, else configs/default.yaml), so the launchpad
-opens pre-filled with the recipe, and `dagster job execute -c run.yaml` can override any key under
-`resources.nexa.config`.
+opens pre-filled with the recipe, and `dagster job execute -c run.yaml` can override any single key
+under `resources.nexa.config` (e.g. `training: {epochs: 1}`).
 """
 
 import os
@@ -10,17 +10,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
+from pydantic import create_model
 
 from nexa_core.config import (DataConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TrainingConfig,
                               load_config, validate_config)
 from nexa_core.errors import NexaError
 from nexa_core.layout import Layout
-from nexa_dagster.config_bridge import dagster_config_class, to_config
+from nexa_dagster.config_bridge import dagster_config_class
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = PROJECT_ROOT / "configs" / "default.yaml"
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
             "evaluation": EvaluationConfig, "storage": StorageConfig}
+
 
 class NexaRecipe(dg.ConfigurableResource):
     """The run's NexaConfig (data, model, training, evaluation, storage)."""
@@ -41,6 +43,7 @@ class NexaRecipe(dg.ConfigurableResource):
     def layout(self) -> Layout:
         return Layout.from_storage(self.core().storage)
 
+
 def recipe_resource(path: str | os.PathLike | None = None) -> NexaRecipe:
     recipe = Path(path or os.environ.get("NEXA_CONFIG") or DEFAULT_RECIPE)
     if not recipe.is_absolute() and not recipe.exists():
@@ -51,6 +54,11 @@ def recipe_resource(path: str | os.PathLike | None = None) -> NexaRecipe:
     values["storage"] = {key: str(path) for key, path in asdict(Layout.from_storage(cfg.storage)).items()}
     return recipe_from_values(values)
 
+
 def recipe_from_values(values: dict) -> NexaRecipe:
-    sections = {key: to_config(dagster_config_class(model), values[key]) for key, model in SECTIONS.items()}
-    return NexaRecipe(name=values["name"], **sections)
+    """A NexaRecipe whose field defaults are these values (a full NexaConfig dump)."""
+    fields = {"name": (str, values["name"])}
+    for key, model in SECTIONS.items():
+        twin = dagster_config_class(model, values[key])
+        fields[key] = (twin, twin())
+    return create_model("NexaRecipe", __base__=NexaRecipe, **fields)()
