@@ -8,7 +8,8 @@ only the data pipeline differs:
   hf_dynamic_padding `DataCollatorWithPadding`, random sampler, no length grouping
 
 Only `trainer.train()` is timed (fp32 on CPU, no evaluation, no checkpoints). A short untimed warm-up of every
-contender comes first, then `--repeats` interleaved rounds whose order rotates so machine noise cancels.
+contender comes first, then `--repeats` interleaved rounds whose order rotates so machine noise cancels; the
+best round of each contender is reported (the table's samples/s, padded tokens per batch and ratios).
 Run:  .venv/bin/python bench/train_throughput.py [--steps 30] [--repeats 1] [--batch-size 32]
 """
 
@@ -94,12 +95,13 @@ def run_once(name: str, opts, data: dict, tokenizer, args, steps: int) -> dict:
     trainer.remove_callback(PrinterCallback)  # keep the table readable
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     trainer.train()
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     del trainer, model
     gc.collect()
-    return {"seconds": seconds, "samples_s": steps * opts.batch_size / seconds,
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "samples_s": steps * opts.batch_size / seconds,
             "real": counter.real / counter.batches, "padded": counter.padded / counter.batches}
 
 
@@ -116,16 +118,17 @@ def load_data(opts, tokenizer, data_dir: Path) -> dict:
 
 
 def report(results: dict[str, list[dict]]) -> None:
-    mean = {name: {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]} for name, runs in results.items()}
-    ours = mean["ours"]["samples_s"]
+    # Best round per contender: other load on the machine only ever slows a run down, never speeds it up.
+    best = {name: max(runs, key=lambda r: r["samples_s"]) for name, runs in results.items()}
+    ours = best["ours"]["samples_s"]
     print(f"\n{'contender':<20}{'samples/s':>11}{'real tok/batch':>16}{'padded tok/batch':>18}"
           f"{'real/padded':>13}{'ours / it':>11}")
-    for name, m in mean.items():
+    for name, m in best.items():
         print(f"{name:<20}{m['samples_s']:>11.2f}{m['real']:>16.0f}{m['padded']:>18.0f}"
               f"{m['real'] / m['padded']:>12.0%}{ours / m['samples_s']:>10.2f}x")
     print()
-    print(f"ours / hf_max_length = {ours / mean['hf_max_length']['samples_s']:.2f}x (target >= 3.0x)")
-    print(f"ours / hf_dynamic_padding = {ours / mean['hf_dynamic_padding']['samples_s']:.2f}x (target >= 1.0x)")
+    print(f"ours / hf_max_length = {ours / best['hf_max_length']['samples_s']:.2f}x (target >= 3.0x)")
+    print(f"ours / hf_dynamic_padding = {ours / best['hf_dynamic_padding']['samples_s']:.2f}x (target >= 1.0x)")
 
 
 def parse(argv=None):
@@ -156,7 +159,9 @@ def main(argv=None) -> None:
             order = CONTENDERS[round_ % 3:] + CONTENDERS[:round_ % 3]  # rotate: no contender always goes first
             for name in order:
                 results[name].append(run := run_once(name, opts, data, tokenizer, args, opts.steps))
-                print(f"round {round_ + 1} {name:<20}{run['seconds']:7.1f}s {run['samples_s']:8.2f} samples/s")
+                # CPU time well under threads x wall time means other processes took the cores: rerun.
+                print(f"round {round_ + 1} {name:<20}{run['seconds']:7.1f}s wall {run['cpu_seconds']:7.1f}s cpu "
+                      f"{run['samples_s']:8.2f} samples/s")
     report(results)
 
 
