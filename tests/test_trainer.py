@@ -71,3 +71,14 @@ def test_same_seed_same_model_on_cpu(tiny_model, tiny_csv, tmp_path):
         result, _ = _train(tiny_recipe(tiny_model, tiny_csv, tmp_path / name, epochs=1), "tiny_20260101_000000")
         weights.append((Path(result.final_dir) / "model.safetensors").read_bytes())
     assert weights[0] == weights[1]
+
+
+@pytest.mark.slow
+def test_world_size_two_launches_torchrun_workers_on_cpu(tiny_model, tiny_csv, tmp_path):
+    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=1, distributed={"world_size": 2, "seed": 42})
+    result, layout = _train(recipe, "tiny_20260101_000000")
+    # 180 training rows, 16 per device on 2 workers: 6 optimizer steps instead of 12 on one process.
+    assert result.global_step == 6
+    assert (Path(result.final_dir) / "model.safetensors").is_file()
+    record = json.loads((layout.run_dir("tiny_20260101_000000") / "run.json").read_text())
+    assert record["status"] == "complete"

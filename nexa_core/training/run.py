@@ -15,6 +15,7 @@ from nexa_core.layout import Layout
 from nexa_core.models import load_classifier, load_tokenizer
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_split
+from nexa_core.training.launch import in_worker, is_main_process, launch
 from nexa_core.training.record import update_record, work_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class TrainResult:
 
 
 def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> TrainResult:
+    if cfg.training.distributed.world_size > 1 and not in_worker():
+        return launch(cfg, dataset_dir, run_id, layout)
     import torch
     from transformers import set_seed
 
@@ -54,24 +57,27 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
     train_ds = tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length)
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
 
+    main = is_main_process()  # under torchrun only rank 0 writes run files; HF guards its own saves
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"]), status="running",
-                  dataset_version=info["version"], model=cfg.model.name_or_path, checkpoints_dir=str(ckpt_dir))
+    if main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"]), status="running",
+                      dataset_version=info["version"], model=cfg.model.name_or_path, checkpoints_dir=str(ckpt_dir))
     last = last_complete_checkpoint(ckpt_dir)
     resume_step = int(last.name.rsplit("-", 1)[-1]) if last else 0
     if last:
         log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
-    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)]
+    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)] if main else []
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks)
 
     started = time.time()
     output = trainer.train(resume_from_checkpoint=str(last) if last else None)
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best model: load_best_model_at_end restored it
-    tokenizer.save_pretrained(str(final_dir))
+    if main:
+        tokenizer.save_pretrained(str(final_dir))
 
     state = trainer.state
     best_eval = next((r for r in state.log_history if r.get("step") == _step_of(state.best_model_checkpoint)
@@ -87,7 +93,8 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
         best_eval={k.removeprefix("eval_"): v for k, v in best_eval.items() if k.startswith("eval_")},
         log_path=str(log_path),
     )
-    update_record(run_dir, status="complete", train=result.to_dict())
+    if main:
+        update_record(run_dir, status="complete", train=result.to_dict())
     return result
 
 

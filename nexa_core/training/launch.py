@@ -1,0 +1,57 @@
+"""Multi-process training: `training.distributed.world_size > 1` re-launches the trainer under torchrun.
+
+The HF Trainer turns into DDP by itself inside torchrun workers (NCCL on GPUs, gloo on CPU); this
+module only starts the workers, waits, and reads rank 0's result from the run record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nexa_core.config import NexaConfig, validate_config
+from nexa_core.errors import NexaError
+from nexa_core.layout import Layout
+
+
+def in_worker() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def launch(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout):
+    from nexa_core.training.record import read_record
+    from nexa_core.training.run import TrainResult
+
+    spec = layout.checkpoints_dir(run_id).parent / "launch.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "dataset_dir": str(dataset_dir),
+                                "run_id": run_id}))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={cfg.training.distributed.world_size}", "-m", "nexa_core.training.launch", str(spec)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    if proc.returncode != 0:
+        raise NexaError(f"distributed training of run {run_id} failed (torchrun exit {proc.returncode}); see the "
+                        "worker logs above, or set training.distributed.world_size=1")
+    record = read_record(layout.run_dir(run_id)) or {}
+    if record.get("status") != "complete":
+        raise NexaError(f"distributed training of run {run_id} ended without completing; re-run to resume it")
+    return TrainResult(**record["train"])
+
+
+def _worker(spec_path: str) -> None:
+    from nexa_core.training.run import train
+
+    spec = json.loads(Path(spec_path).read_text())
+    cfg = validate_config(spec["config"])
+    train(cfg, Path(spec["dataset_dir"]), spec["run_id"], Layout.from_storage(cfg.storage))
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1])
