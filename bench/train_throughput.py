@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 from transformers import (DataCollatorWithPadding, PrinterCallback, Trainer,  # noqa: E402
                           default_data_collator, set_seed)
 from transformers.utils import logging as hf_logging  # noqa: E402
@@ -133,6 +134,8 @@ def report(results: dict[str, list[dict]]) -> None:
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # Length grouping sorts each mega-batch (min(50, rows // (4 * batch)) batches; 30 here) longest first, so
+    # fewer steps than one mega-batch over-weight long rows for ours: keep --steps a multiple of it.
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per timed run")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="interleaved timed rounds per contender")
@@ -159,9 +162,10 @@ def main(argv=None) -> None:
             order = CONTENDERS[round_ % 3:] + CONTENDERS[:round_ % 3]  # rotate: no contender always goes first
             for name in order:
                 results[name].append(run := run_once(name, opts, data, tokenizer, args, opts.steps))
-                # CPU time well under threads x wall time means other processes took the cores: rerun.
+                # CPU time well under threads x wall time means other processes took the cores.
+                busy = run["cpu_seconds"] / run["seconds"] < 0.8 * torch.get_num_threads()
                 print(f"round {round_ + 1} {name:<20}{run['seconds']:7.1f}s wall {run['cpu_seconds']:7.1f}s cpu "
-                      f"{run['samples_s']:8.2f} samples/s")
+                      f"{run['samples_s']:8.2f} samples/s" + ("  (machine busy: rerun)" if busy else ""))
     report(results)
 
 

@@ -7,9 +7,9 @@ from nexa_dagster.assets.data import training_dataset
 @dg.asset_check(asset=training_dataset, blocking=True,
                 description="Splits are disjoint and every class appears in train, validation and test.")
 def splits_disjoint_and_stratified(training_dataset: dict) -> dg.AssetCheckResult:
-    from nexa_core.data import DataQuery
-
     from pathlib import Path
+
+    from nexa_core.data import DataQuery
 
     query = DataQuery(Path(training_dataset["path"]).parent)
     frames = {s: query.get_training_dataset(training_dataset["version"], s) for s in ("train", "validation", "test")}
