@@ -102,6 +102,34 @@ class EvaluationConfig(_Section):
         return value
 
 
+class FilterConfig(_Section):
+    """Which teacher outputs become distillation pairs; every drop is counted by reason."""
+
+    min_confidence: float = Field(default=0.0, ge=0, le=1)  # teacher top-1 probability (classification)
+    require_gold_agreement: bool = True  # drop pairs where a gold label exists and the teacher disagrees
+    min_chars: int = Field(default=1, ge=0)  # input length bounds
+    max_chars: int = Field(default=5000, ge=1)
+    min_completion_chars: int = Field(default=1, ge=0)  # causal LM: empty generations are dropped
+    max_completion_chars: int = Field(default=4000, ge=1)
+    dedupe: bool = True  # exact duplicates of the normalised input text
+    near_duplicate_threshold: float = Field(default=0.9, gt=0, le=1)  # Jaccard of word 3-gram shingles; 1.0 = off
+    max_repeated_ngram_fraction: float = Field(default=0.5, gt=0, le=1)  # degenerate generations (loops)
+
+
+class DistillConfig(_Section):
+    kind: Literal["classifier", "causal_lm"] = "classifier"
+    teacher: Optional[str] = None  # an existing fine-tuned model (hub id or path); unset: train it first
+    inputs_version: str = "v1"  # the teacher_inputs partition (input set) to use
+    top_k: int = Field(default=5, ge=1)  # logits kept per input
+    batch_size: int = Field(default=64, ge=1)  # teacher inference
+    chunk_size: int = Field(default=512, ge=1)  # rows per Parquet chunk: the unit of resume
+    max_new_tokens: int = Field(default=64, ge=1)  # causal LM generation
+    student_layers: int = Field(default=3, ge=1)  # student keeps every other teacher layer up to this many
+    alpha: float = Field(default=0.5, ge=0, le=1)  # weight of CE on gold labels; 1 - alpha on the KD term
+    temperature: float = Field(default=2.0, gt=0)
+    filters: FilterConfig = FilterConfig()
+
+
 def _env_dir(var: str, default: str) -> str:
     return os.environ.get(var) or default
 
@@ -119,6 +147,7 @@ class NexaConfig(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    distill: DistillConfig = DistillConfig()
     storage: StorageConfig = Field(default_factory=StorageConfig)  # read the env when loaded, not at import
 
     @field_validator("name")

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import create_model
 
-from nexa_core.config import (DataConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TrainingConfig,
+from nexa_core.config import (DataConfig, DistillConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TrainingConfig,
                               load_config, validate_config)
 from nexa_core.errors import NexaError
 from nexa_core.layout import Layout
@@ -21,7 +21,7 @@ from nexa_dagster.config_bridge import dagster_config_class
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = PROJECT_ROOT / "configs" / "default.yaml"
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
-            "evaluation": EvaluationConfig, "storage": StorageConfig}
+            "evaluation": EvaluationConfig, "distill": DistillConfig, "storage": StorageConfig}
 
 
 class NexaRecipe(dg.ConfigurableResource):
@@ -32,6 +32,7 @@ class NexaRecipe(dg.ConfigurableResource):
     model: dagster_config_class(ModelConfig)
     training: dagster_config_class(TrainingConfig)
     evaluation: dagster_config_class(EvaluationConfig)
+    distill: dagster_config_class(DistillConfig)
     storage: dagster_config_class(StorageConfig)
 
     def core(self) -> NexaConfig:
