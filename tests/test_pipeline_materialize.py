@@ -68,3 +68,26 @@ def test_a_model_below_its_thresholds_is_not_packaged_or_deployed(recipe, tmp_pa
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["meets_thresholds"] is False
     assert not (tmp_path / "durable" / "deploy" / "current_model").exists()
+
+
+def test_rematerializing_after_a_crash_resumes_the_same_run(recipe, monkeypatch):
+    from nexa_core.training.hf import NexaTrainer
+
+    original = NexaTrainer.training_step
+
+    def crash_at_step_12(self, *args, **kwargs):
+        if self.state.global_step == 12:
+            raise RuntimeError("node lost")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(NexaTrainer, "training_step", crash_at_step_12)
+    instance = dg.DagsterInstance.ephemeral()
+    crashed = _materialize(recipe, instance=instance, raise_on_error=False)
+    assert not crashed.success
+    monkeypatch.setattr(NexaTrainer, "training_step", original)
+
+    resumed = _materialize(recipe, instance=instance)
+    model = _meta(resumed, "trained_model")
+    assert model["resumed_from"].endswith("checkpoint-10")
+    runs = Path(recipe["storage"]["durable"]) / "runs"
+    assert sorted(p.name for p in runs.iterdir() if p.name != "manifests") == [model["run_id"]]  # no second run
