@@ -39,6 +39,11 @@ class Layout:
     def datasets_dir(self) -> Path:
         return self.shared / "data" / "processed" / "training"
 
+    @property
+    def distill_dir(self) -> Path:
+        # teacher_inputs/, teacher_outputs/ and distillation_pairs/ live next to the training datasets.
+        return self.datasets_dir.parent / "distillation"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / validate_run_id(run_id)
 

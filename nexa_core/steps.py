@@ -22,20 +22,23 @@ def prepare(cfg: NexaConfig, layout: Layout):
     return prepare_dataset(cfg.data, layout.datasets_dir, seed=cfg.training.distributed.seed)
 
 
-def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str | None = None) -> tuple[str, bool]:
-    """Pick the run id: the one asked for, else an unfinished run of the same work (resume), else a new one."""
+def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str | None = None, *,
+              name: str | None = None, **work: object) -> tuple[str, bool]:
+    """Pick the run id: the one asked for, else an unfinished run of the same work (resume), else a new one.
+
+    `work` holds what else defines the run besides the config (a student's init, pairs and KD settings)."""
     from nexa_core.training.record import find_unfinished_run, work_key
 
     if run_id:
         validate_run_id(run_id)
         return run_id, layout.run_dir(run_id).exists()
-    unfinished = find_unfinished_run(layout.runs_dir, work_key(cfg, dataset_version))
+    unfinished = find_unfinished_run(layout.runs_dir, work_key(cfg, dataset_version, **work))
     if unfinished:
         return unfinished, True
-    run_id = new_run_id(cfg.name)
+    run_id = new_run_id(name or cfg.name)
     while layout.run_dir(run_id).exists():  # two runs in one second: take the next free second
         time.sleep(1)
-        run_id = new_run_id(cfg.name)
+        run_id = new_run_id(name or cfg.name)
     return run_id, False
 
 

@@ -23,7 +23,34 @@ class NexaTrainer(Trainer):
         return EpochSeededLengthGroupedSampler(batch, list(lengths), seed=self.args.data_seed or self.args.seed)
 
 
-def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool) -> TrainingArguments:
+class KDTrainer(NexaTrainer):
+    """Trains a student on stored teacher logits: alpha * CE(gold) + (1 - alpha) * T^2 * KL(teacher || student).
+
+    Rows without teacher logits (the validation split) fall back to plain cross-entropy.
+    """
+
+    def __init__(self, *args, alpha: float, temperature: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alpha, self.temperature = alpha, temperature
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        import torch.nn.functional as F
+
+        from nexa_core.distill.kd_loss import kd_loss
+
+        inputs = dict(inputs)
+        topk_ids, topk_logits = inputs.pop("teacher_topk_ids", None), inputs.pop("teacher_topk_logits", None)
+        inputs.pop("length", None)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        if topk_ids is None:
+            loss = F.cross_entropy(outputs.logits, labels, ignore_index=-100)
+        else:
+            loss = kd_loss(outputs.logits, labels, topk_ids, topk_logits, self.alpha, self.temperature)
+        return (loss, outputs) if return_outputs else loss
+
+
+def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool, keep_columns: bool = False) -> TrainingArguments:
     greater_is_better = cfg.best_metric != "loss"
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -57,16 +84,19 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool) -> Trai
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        remove_unused_columns=not keep_columns,  # KD needs the teacher columns in each batch
     )
 
 
-def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callbacks) -> NexaTrainer:
+def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callbacks, kd=None) -> NexaTrainer:
     def compute_metrics(prediction):
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         metrics = classification_metrics(np.asarray(logits), np.asarray(prediction.label_ids), label_names)
         return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
-    return NexaTrainer(
+    trainer_cls, extra = (KDTrainer, {"alpha": kd[0], "temperature": kd[1]}) if kd else (NexaTrainer, {})
+    return trainer_cls(
+        **extra,
         model=model,
         args=args,
         train_dataset=train_ds,

@@ -25,14 +25,15 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def launch(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout):
+def launch(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **train_kwargs):
     from nexa_core.training.record import read_record
     from nexa_core.training.run import TrainResult
 
     spec = layout.checkpoints_dir(run_id).parent / "launch.json"
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "dataset_dir": str(dataset_dir),
-                                "run_id": run_id}))
+                                "run_id": run_id, "kwargs": {k: str(v) if isinstance(v, Path) else v
+                                                             for k, v in train_kwargs.items()}}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={cfg.training.distributed.world_size}", "-m", "nexa_core.training.launch", str(spec)]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
@@ -50,7 +51,12 @@ def _worker(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text())
     cfg = validate_config(spec["config"])
-    train(cfg, Path(spec["dataset_dir"]), spec["run_id"], Layout.from_storage(cfg.storage))
+    kwargs = spec.get("kwargs", {})
+    if kwargs.get("pairs"):
+        kwargs["pairs"] = Path(kwargs["pairs"])
+    if kwargs.get("kd"):
+        kwargs["kd"] = tuple(kwargs["kd"])
+    train(cfg, Path(spec["dataset_dir"]), spec["run_id"], Layout.from_storage(cfg.storage), **kwargs)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ from nexa_core.config import NexaConfig
 RECORD = "run.json"
 
 
-def work_key(cfg: NexaConfig, dataset_version: str) -> str:
+def work_key(cfg: NexaConfig, dataset_version: str, init_from=None, pairs=None, kd=None) -> str:
     """Everything that determines the trained weights; storage locations and evaluation gates do not."""
-    payload = cfg.model_dump(include={"model", "training"}) | {"dataset_version": dataset_version}
+    payload = cfg.model_dump(include={"model", "training"}) | {
+        "dataset_version": dataset_version, "init_from": str(init_from), "pairs": str(pairs), "kd": kd}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

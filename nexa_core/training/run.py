@@ -14,7 +14,7 @@ from nexa_core.config import NexaConfig
 from nexa_core.layout import Layout
 from nexa_core.models import load_classifier, load_tokenizer
 from nexa_core.training.callbacks import SmoothedLossLog
-from nexa_core.training.features import tokenized_split
+from nexa_core.training.features import tokenized_pairs, tokenized_split
 from nexa_core.training.launch import in_worker, is_main_process, launch
 from nexa_core.training.record import update_record, work_key
 
@@ -37,9 +37,12 @@ class TrainResult:
         return asdict(self)
 
 
-def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> TrainResult:
+def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, init_from: str | None = None,
+          pairs: Path | None = None, kd: tuple[float, float] | None = None) -> TrainResult:
+    """Fine-tune `init_from` (default: model.name_or_path) on the dataset's train split, or, for a
+    student, on distillation `pairs` with the KD loss `kd=(alpha, temperature)`."""
     if cfg.training.distributed.world_size > 1 and not in_worker():
-        return launch(cfg, dataset_dir, run_id, layout)
+        return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd)
     import torch
     from transformers import set_seed
 
@@ -50,11 +53,13 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
     run_dir = layout.run_dir(run_id)
     ckpt_dir = layout.checkpoints_dir(run_id)
     # Everything that can reject the config (precision, model, tokenizer) runs before any folder is made.
-    args = training_arguments(cfg.training, ckpt_dir, cpu=not torch.cuda.is_available())
-    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision)
+    args = training_arguments(cfg.training, ckpt_dir, cpu=not torch.cuda.is_available(), keep_columns=kd is not None)
+    source = init_from or cfg.model.name_or_path
+    tokenizer = load_tokenizer(source, cfg.model.revision)
     set_seed(cfg.training.distributed.seed)  # before building the model: a new head is identical across runs
-    model = load_classifier(cfg.model.name_or_path, labels, cfg.model.revision)
-    train_ds = tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length)
+    model = load_classifier(source, labels, cfg.model.revision)
+    train_ds = (tokenized_pairs(pairs, tokenizer, cfg.model.max_length) if pairs
+                else tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length))
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
 
     main = is_main_process()  # under torchrun only rank 0 writes run files; HF guards its own saves
@@ -62,15 +67,15 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout) -> Tr
     run_dir.mkdir(parents=True, exist_ok=True)
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-        update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"]), status="running",
-                      dataset_version=info["version"], model=cfg.model.name_or_path, checkpoints_dir=str(ckpt_dir))
+        update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"], init_from, pairs, kd),
+                      status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir))
     last = last_complete_checkpoint(ckpt_dir)
     resume_step = int(last.name.rsplit("-", 1)[-1]) if last else 0
     if last:
         log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
     callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)] if main else []
-    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks)
+    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd)
 
     started = time.time()
     output = trainer.train(resume_from_checkpoint=str(last) if last else None)
