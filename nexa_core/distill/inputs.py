@@ -39,7 +39,7 @@ DATASET_META = "dataset.json"  # written by nexa_core.data.prepare (not imported
 
 def validate_name(name: Any, field: str = "distill.inputs_version") -> str:
     """Return `name` if it is a safe version/teacher name, else a NexaError naming `field`."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name or name.lower() == "latest":
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name or name.lower() == "latest":
         raise NexaError(
             f"{field}: {name!r} is not a valid name; use 1-64 letters, digits, '.', '_' or '-', starting with a "
             "letter or digit, without '..' and not 'latest' (e.g. v1 or drop-2026-11-22)"
@@ -128,8 +128,10 @@ def _assemble(dataset_dir: Path, extra_texts: Optional[pd.DataFrame]) -> pd.Data
             label_ids.append(-1)
             splits.append("unlabelled")
 
-    frame = pd.DataFrame({"input_id": [input_id(t) for t in texts], "text": texts, "label": labels,
-                          "label_id": label_ids, "split": splits})
+    # object columns: pandas 3 would turn the None labels of unlabelled rows into NaN in a str column.
+    frame = pd.DataFrame({"input_id": pd.Series([input_id(t) for t in texts], dtype=object),
+                          "text": pd.Series(texts, dtype=object), "label": pd.Series(labels, dtype=object),
+                          "label_id": pd.Series(label_ids, dtype="int64"), "split": pd.Series(splits, dtype=object)})
     kept = frame.drop_duplicates("input_id", keep="first").reset_index(drop=True)
     kept.attrs["duplicates_dropped"] = len(frame) - len(kept)
     kept.attrs["blank_extras_dropped"] = blank
