@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollback", action="store_true", help="re-point current_model at the previous release")
     p.add_argument("--force", action="store_true", help="deploy even if evaluation gates fail")
     p.set_defaults(fn=cmd_deploy)
+    from nexa_core.cli_distill import add_parser
+
+    add_parser(sub, with_config)
     return parser
 
 

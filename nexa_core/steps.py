@@ -42,10 +42,10 @@ def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str
     return run_id, False
 
 
-def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout):
+def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **student):
     from nexa_core.training import train
 
-    return train(cfg, Path(dataset_dir), run_id, layout)
+    return train(cfg, Path(dataset_dir), run_id, layout, **student)
 
 
 def evaluate_run(cfg: NexaConfig, run_id: str, dataset_dir: Path, layout: Layout) -> dict:

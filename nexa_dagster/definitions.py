@@ -2,17 +2,24 @@
 
 import dagster as dg
 
-from nexa_dagster.assets import checks, data, evaluation, release, training
-from nexa_dagster.jobs import training_pipeline
+from nexa_dagster.assets import checks, data, distillation, evaluation, training
+from nexa_dagster.assets.evaluation import threshold_check
+from nexa_dagster.assets.release import release_assets
+from nexa_dagster.jobs import distillation_pipeline, training_pipeline
+from nexa_dagster.partitions import TEACHER_INPUTS
 from nexa_dagster.resources import GPUTrainerResource, recipe_resource
 
-ASSETS = dg.load_assets_from_modules([data, training, evaluation, release])
-CHECKS = dg.load_asset_checks_from_modules([checks, evaluation])
+ASSETS = [
+    *dg.load_assets_from_modules([data, training, evaluation, distillation]),
+    *release_assets("trained_model", "evaluation_report"),
+    *release_assets("student_model", "student_evaluation", prefix="student_", partitions_def=TEACHER_INPUTS),
+]
+CHECKS = [*dg.load_asset_checks_from_modules([checks, evaluation]), threshold_check(distillation.student_evaluation)]
 
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[training_pipeline],
+    jobs=[training_pipeline, distillation_pipeline],
     resources={"nexa": recipe_resource(), "trainer": GPUTrainerResource()},
     # Steps form one chain, so separate processes would only add start-up cost (~7 s a run).
     executor=dg.in_process_executor,

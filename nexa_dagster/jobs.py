@@ -1,9 +1,20 @@
-"""Jobs: `training_pipeline` materializes data -> model -> evaluation -> manifest -> package -> deployment."""
+"""Jobs. `training_pipeline`: data -> model -> evaluation -> manifest -> package -> deployment.
+`distillation_pipeline` (one teacher-input partition): teacher -> outputs -> pairs -> student -> evaluation of
+both -> the student's manifest, package and deployment."""
 
 import dagster as dg
 
+TRAINING_RELEASE = ["run_manifest", "model_package", "deployed_model"]
+STUDENT_RELEASE = ["student_run_manifest", "student_model_package", "student_deployed_model"]
+
 training_pipeline = dg.define_asset_job(
     "training_pipeline",
-    selection=dg.AssetSelection.groups("training", "release"),
+    selection=dg.AssetSelection.groups("training") | dg.AssetSelection.assets(*TRAINING_RELEASE),
     description="Fine-tune, evaluate, gate, record, package and deploy a classifier.",
+)
+
+distillation_pipeline = dg.define_asset_job(
+    "distillation_pipeline",
+    selection=dg.AssetSelection.assets("training_dataset", *STUDENT_RELEASE) | dg.AssetSelection.groups("distillation"),
+    description="Teacher -> teacher outputs -> filtered pairs -> student; evaluate both, gate, package, deploy.",
 )

@@ -10,27 +10,14 @@ import jsonschema
 import pytest
 
 from nexa_core.manifest import schema
-from nexa_dagster import definitions
-from nexa_dagster.resources import GPUTrainerResource
-from nexa_dagster.resources.recipe import recipe_from_values
-from nexa_core.config import validate_config
+from tests.dagster_helpers import metadata as _meta
+from tests.dagster_helpers import run_job
 
 pytestmark = pytest.mark.slow
 
 
-def _materialize(recipe: dict, instance=None, raise_on_error=True):
-    values = validate_config(recipe).model_dump(mode="json")
-    return dg.materialize(
-        [*definitions.ASSETS, *definitions.CHECKS],
-        resources={"nexa": recipe_from_values(values), "trainer": GPUTrainerResource(device="cpu")},
-        instance=instance,
-        raise_on_error=raise_on_error,
-    )
-
-
-def _meta(result, asset):
-    [mat] = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in mat.metadata.items()}
+def _materialize(recipe: dict, instance=None):
+    return run_job("training_pipeline", recipe, instance=instance)
 
 
 def test_whole_graph_trains_evaluates_records_packages_and_deploys(recipe, tmp_path):
@@ -61,7 +48,7 @@ def test_whole_graph_trains_evaluates_records_packages_and_deploys(recipe, tmp_p
 
 def test_a_model_below_its_thresholds_is_not_packaged_or_deployed(recipe, tmp_path):
     recipe["evaluation"]["thresholds"] = {"accuracy": 1.01}
-    result = _materialize(recipe, raise_on_error=False)
+    result = _materialize(recipe)
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert {"trained_model", "evaluation_report"} <= materialized
     assert not materialized & {"run_manifest", "model_package", "deployed_model"}
@@ -82,7 +69,7 @@ def test_rematerializing_after_a_crash_resumes_the_same_run(recipe, monkeypatch)
 
     monkeypatch.setattr(NexaTrainer, "training_step", crash_at_step_12)
     instance = dg.DagsterInstance.ephemeral()
-    crashed = _materialize(recipe, instance=instance, raise_on_error=False)
+    crashed = _materialize(recipe, instance=instance)
     assert not crashed.success
     monkeypatch.setattr(NexaTrainer, "training_step", original)
 

@@ -42,12 +42,16 @@ def update_record(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return record
 
 
-def find_unfinished_run(runs_dir: Path, key: str) -> str | None:
-    """The newest run with this key that started but never completed."""
+def find_run(runs_dir: Path, key: str, status: str) -> str | None:
+    """The newest run with this key and status (`running` = started but never completed)."""
     if not Path(runs_dir).is_dir():
         return None
     for run_dir in sorted(Path(runs_dir).iterdir(), reverse=True):
         record = read_record(run_dir) if run_dir.is_dir() else None
-        if record and record.get("key") == key and record.get("status") == "running":
+        if record and record.get("key") == key and record.get("status") == status:
             return run_dir.name
     return None
+
+
+def find_unfinished_run(runs_dir: Path, key: str) -> str | None:
+    return find_run(runs_dir, key, "running")

@@ -26,14 +26,23 @@ def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, train
         metadata["predictions_path"] = dg.MetadataValue.path(report["predictions_path"])
     return dg.Output(report, metadata=metadata)
 
-@dg.asset_check(asset=evaluation_report, blocking=True,
-                description="Test metrics meet evaluation.thresholds; a failing model is not packaged or deployed.")
-def meets_thresholds(nexa: NexaRecipe, evaluation_report: dict) -> dg.AssetCheckResult:
-    thresholds = nexa.core().evaluation.thresholds
-    failures = gate_failures(evaluation_report, thresholds)
-    return dg.AssetCheckResult(
-        passed=not failures,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"thresholds": dg.MetadataValue.json(thresholds), "failures": dg.MetadataValue.json(failures),
-                  **numbers({k: evaluation_report[k] for k in ("accuracy", "macro_f1")})},
-    )
+def threshold_check(asset) -> dg.AssetChecksDefinition:
+    """A blocking check: the report's test metrics meet evaluation.thresholds, else no package or deploy."""
+
+    # A partitioned report is checked per partition, in the same run as the partition it gates.
+    @dg.asset_check(asset=asset, name="meets_thresholds", blocking=True, partitions_def=asset.partitions_def,
+                    description="Test metrics meet evaluation.thresholds; a failing model is not packaged or deployed.")
+    def meets_thresholds(nexa: NexaRecipe, report: dict) -> dg.AssetCheckResult:
+        thresholds = nexa.core().evaluation.thresholds
+        failures = gate_failures(report, thresholds)
+        return dg.AssetCheckResult(
+            passed=not failures,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"thresholds": dg.MetadataValue.json(thresholds), "failures": dg.MetadataValue.json(failures),
+                      **numbers({k: report[k] for k in ("accuracy", "macro_f1")})},
+        )
+
+    return meets_thresholds
+
+
+evaluation_report_meets_thresholds = threshold_check(evaluation_report)

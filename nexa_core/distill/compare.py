@@ -1,0 +1,64 @@
+"""Teacher vs student on the same test split: accuracy, macro-F1, agreement, parameters and latency."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from nexa_core.atomic import atomic_write_json
+
+
+def measure_latency(model_dir: Path, texts: list[str], max_length: int, batch_size: int) -> dict:
+    """Median ms per example at batch size 1 (online serving) and examples/s at `batch_size` (offline)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nexa_core.evaluation import predict_logits
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    predict_logits(model, tokenizer, texts[:8], batch_size, max_length)  # warm-up
+    single = []
+    with torch.inference_mode():
+        for text in texts[:64]:
+            batch = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+            start = time.perf_counter()
+            model(**batch)
+            single.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    predict_logits(model, tokenizer, texts, batch_size, max_length)
+    batched = time.perf_counter() - start
+    single.sort()
+    return {"latency_ms": 1000 * single[len(single) // 2], "throughput": len(texts) / batched}
+
+
+def side_by_side(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_dir: Path, *,
+                 batch_size: int, max_length: int) -> dict:
+    from nexa_core.distill.student import parameter_count
+    from nexa_core.evaluation import evaluate_model
+
+    reports = {}
+    for role, model_dir in (("teacher", teacher_dir), ("student", student_dir)):
+        reports[role] = evaluate_model(model_dir, dataset_dir, Path(out_dir) / f"eval_{role}", batch_size=batch_size,
+                                       max_length=max_length, save_predictions=True)
+    preds = {role: pd.read_parquet(r["predictions_path"])["predicted"] for role, r in reports.items()}
+    texts = pd.read_parquet(Path(dataset_dir) / "test.parquet")["text"].tolist()
+    speed = {role: measure_latency(d, texts, max_length, batch_size)
+             for role, d in (("teacher", teacher_dir), ("student", student_dir))}
+    summary = {
+        **{f"{role}_{k}": reports[role][k] for role in reports for k in ("accuracy", "macro_f1", "loss")},
+        **{f"{role}_{k}": v for role, s in speed.items() for k, v in s.items()},
+        "teacher_parameters": parameter_count(teacher_dir),
+        "student_parameters": parameter_count(student_dir),
+        "agreement": float((preds["teacher"] == preds["student"]).mean()),
+        "num_examples": reports["student"]["num_examples"],
+    }
+    summary["accuracy_ratio"] = summary["student_accuracy"] / max(summary["teacher_accuracy"], 1e-12)
+    summary["latency_speedup"] = summary["teacher_latency_ms"] / max(summary["student_latency_ms"], 1e-12)
+    summary["throughput_speedup"] = summary["student_throughput"] / max(summary["teacher_throughput"], 1e-12)
+    # The student's own metrics.json is what its gates, manifest and package read.
+    atomic_write_json(Path(out_dir) / "metrics.json", {**reports["student"], "comparison": summary})
+    atomic_write_json(Path(out_dir) / "comparison.json", summary)
+    return {**summary, "student_report": reports["student"]}

@@ -1,0 +1,152 @@
+"""The distillation steps as plain functions (assets and `nexa distill` call these):
+teacher -> teacher inputs -> teacher outputs -> filtered pairs -> student -> side-by-side evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nexa_core import steps
+from nexa_core.atomic import atomic_write_json
+from nexa_core.config import NexaConfig
+from nexa_core.errors import NexaError
+from nexa_core.layout import Layout
+from nexa_core.resolve import resolve_location
+
+
+def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
+    """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path."""
+    from nexa_core.distill.collect import teacher_version
+
+    if cfg.distill.teacher:
+        path = Path(_materialize_pinned(cfg.distill.teacher, layout))
+        return {"path": str(path), "run_id": None, "version": teacher_version(path), "trained": False}
+    from nexa_core.training.record import find_run, read_record, work_key
+
+    # A teacher already trained for this exact work is reused: students iterate, the teacher stays put.
+    done = find_run(layout.runs_dir, work_key(cfg, dataset.version), "complete")
+    if done:
+        final = layout.run_dir(done) / "final"
+        train_metrics = read_record(layout.run_dir(done))["train"]["train_metrics"]
+        return {"path": str(final), "run_id": done, "version": teacher_version(final), "trained": False,
+                "train_metrics": train_metrics}
+    run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
+    result = steps.train_run(cfg, dataset.path, run_id, layout)
+    return {"path": result.final_dir, "run_id": run_id, "version": teacher_version(result.final_dir),
+            "trained": True, "train_metrics": result.train_metrics}
+
+
+def _materialize_pinned(location: str, layout: Layout) -> str:
+    """Local folders are used in place; a hub id is downloaded once into the durable teachers folder."""
+    path = resolve_location(location, "distill.teacher")
+    if Path(path).is_dir():
+        return path
+    if location.startswith(("/", ".", "~")):
+        raise NexaError(f"distill.teacher: {path} does not exist; point it at a fine-tuned model folder or hub id")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    target = layout.durable / "teachers" / location.replace("/", "--")
+    if not (target / "config.json").is_file():
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(location)
+            tokenizer = AutoTokenizer.from_pretrained(location)
+        except OSError as err:
+            raise NexaError(f"distill.teacher: cannot load {location!r} from the hub ({str(err).splitlines()[0]}); "
+                            "use a local folder") from None
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    return str(target)
+
+
+def teacher_inputs(cfg: NexaConfig, layout: Layout, dataset, version: str | None = None,
+                   extra_texts: pd.DataFrame | None = None) -> dict:
+    from nexa_core.distill.inputs import build_teacher_inputs
+
+    return build_teacher_inputs(dataset.path, layout.distill_dir, version or cfg.distill.inputs_version, extra_texts)
+
+
+def _inputs_frame(layout: Layout, version: str) -> pd.DataFrame:
+    from nexa_core.distill.inputs import INPUTS_FILE, inputs_dir
+
+    return pd.read_parquet(inputs_dir(layout.distill_dir, version) / INPUTS_FILE)
+
+
+def outputs_dir(layout: Layout, teacher_version: str) -> Path:
+    return layout.distill_dir / "teacher_outputs" / teacher_version
+
+
+def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str) -> dict:
+    """Label every input of the set not yet labelled by this teacher version (resumable, chunked)."""
+    from nexa_core.distill.collect import collect_classification, collect_generation
+
+    inputs = _inputs_frame(layout, version)[["input_id", "text"]]
+    out = outputs_dir(layout, teacher["version"])
+    d = cfg.distill
+    if d.kind == "causal_lm":
+        stats = collect_generation(teacher["path"], inputs, out, max_new_tokens=d.max_new_tokens,
+                                   batch_size=d.batch_size, chunk_size=d.chunk_size)
+    else:
+        stats = collect_classification(teacher["path"], inputs, out, top_k=d.top_k, batch_size=d.batch_size,
+                                       max_length=cfg.model.max_length, chunk_size=d.chunk_size)
+    return {**stats, "path": str(out), "teacher_version": teacher["version"], "inputs_version": version}
+
+
+def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, version: str) -> dict:
+    from nexa_core.distill.collect import read_outputs
+    from nexa_core.distill.filters import filter_pairs
+
+    inputs = _inputs_frame(layout, version)
+    outputs = read_outputs(outputs_dir(layout, teacher_version), inputs["input_id"])
+    joined = inputs.merge(outputs, on="input_id", how="inner")
+    if len(joined) < len(inputs):
+        raise NexaError(f"teacher outputs for inputs {version} are incomplete ({len(joined)}/{len(inputs)}); "
+                        "materialize teacher_outputs first")
+    kept, drops = filter_pairs(joined, cfg.distill.filters, cfg.distill.kind)
+    folder = layout.distill_dir / "distillation_pairs" / teacher_version / version
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".pairs.parquet.tmp"
+    kept.to_parquet(tmp, index=False)
+    tmp.replace(folder / "pairs.parquet")
+    info = {"kept": len(kept), "total": len(joined), "drops": drops, "teacher_version": teacher_version,
+            "inputs_version": version, "path": str(folder / "pairs.parquet")}
+    atomic_write_json(folder / "pairs.json", info)
+    return info
+
+
+def student_model(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, pairs: dict) -> dict:
+    """Initialise the student from the teacher's layers and train it on the pairs with the KD loss."""
+    from nexa_core.distill.student import make_student
+
+    d = cfg.distill
+    init = layout.scratch / "students" / f"{teacher['version']}-L{d.student_layers}"
+    if not (init / "config.json").is_file():
+        make_student(teacher["path"], init, d.student_layers, causal_lm=d.kind == "causal_lm")
+    if d.kind == "causal_lm":
+        from nexa_core.distill.sft import train_causal_student
+
+        run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
+                                    init_from=str(init), pairs=pairs["path"], kd=None)
+        result = train_causal_student(cfg, Path(pairs["path"]), init, layout.run_dir(run_id))
+        return {"run_id": run_id, **result}
+    kd = (d.alpha, d.temperature)
+    run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
+                                init_from=str(init), pairs=pairs["path"], kd=kd)
+    result = steps.train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd)
+    return {"run_id": run_id, "final_dir": result.final_dir, "global_step": result.global_step,
+            "train_metrics": result.train_metrics}
+
+
+def compare_models(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, student: dict) -> dict:
+    """Teacher and student on the same test split: quality, agreement, size and measured latency."""
+    from nexa_core.distill.compare import side_by_side
+
+    report = side_by_side(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
+                          layout.run_dir(student["run_id"]), batch_size=cfg.evaluation.batch_size,
+                          max_length=cfg.model.max_length)
+    return report
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

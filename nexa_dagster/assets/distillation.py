@@ -1,0 +1,92 @@
+"""Distillation assets: teacher -> teacher inputs -> teacher outputs -> filtered pairs -> student -> evaluation.
+
+Everything downstream of the teacher is partitioned by input set (`teacher_inputs` dynamic partitions),
+so a new batch of inputs adds a partition and only its new outputs are computed.
+"""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+
+from nexa_dagster.metadata import numbers
+from nexa_dagster.partitions import TEACHER_INPUTS
+from nexa_dagster.resources import NexaRecipe
+
+GROUP = "distillation"
+
+
+def _dataset(value: dict) -> SimpleNamespace:
+    return SimpleNamespace(**{**value, "path": Path(value["path"])})
+
+
+@dg.asset(group_name=GROUP, kinds={"huggingface"},
+          description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
+def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict) -> dg.Output[dict]:
+    from nexa_core.distill import pipeline
+
+    teacher = pipeline.teacher_model(nexa.core(), nexa.layout(), _dataset(training_dataset))
+    context.log.info(f"teacher {teacher['version']} at {teacher['path']} ({'trained' if teacher['trained'] else 'reused'})")
+    return dg.Output(teacher, metadata={"teacher_version": teacher["version"], "path": str(teacher["path"]),
+                                        "run_id": str(teacher["run_id"]), "trained_now": teacher["trained"]})
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
+          description="A versioned, immutable set of texts for the teacher (the partition key is the version).")
+def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict) -> dg.Output[dict]:
+    from nexa_core.distill import pipeline
+
+    info = pipeline.teacher_inputs(nexa.core(), nexa.layout(), _dataset(training_dataset), context.partition_key)
+    return dg.Output({"version": info["version"], "path": info["path"]},
+                     metadata={"inputs_path": dg.MetadataValue.path(info["path"]), "reused": info["reused"],
+                               **{f"rows_{k}": v for k, v in info["counts"].items()}})
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
+          description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
+def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teacher_model: dict,
+                    teacher_inputs: dict) -> dg.Output[dict]:
+    from nexa_core.distill import pipeline
+
+    stats = pipeline.teacher_outputs(nexa.core(), nexa.layout(), teacher_model, context.partition_key)
+    return dg.Output(stats, metadata={"outputs_path": dg.MetadataValue.path(stats["path"]),
+                                      "teacher_version": stats["teacher_version"],
+                                      **numbers({k: stats[k] for k in ("computed", "skipped", "chunks_written",
+                                                                       "seconds", "inputs_per_second")})})
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
+          description="Teacher outputs that pass the filters; kept and dropped counts per reason.")
+def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teacher_outputs: dict) -> dg.Output[dict]:
+    from nexa_core.distill import pipeline
+
+    info = pipeline.distillation_pairs(nexa.core(), nexa.layout(), teacher_outputs["teacher_version"],
+                                       context.partition_key)
+    return dg.Output(info, metadata={"pairs_path": dg.MetadataValue.path(info["path"]), "kept": info["kept"],
+                                     "total": info["total"], **{f"dropped_{k}": v for k, v in info["drops"].items()}})
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
+          description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
+def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict, teacher_model: dict,
+                  distillation_pairs: dict) -> dg.Output[dict]:
+    from nexa_core.distill import pipeline
+
+    student = pipeline.student_model(nexa.core(), nexa.layout(), _dataset(training_dataset), teacher_model,
+                                     distillation_pairs)
+    return dg.Output(student, metadata={"run_id": student["run_id"], "final_dir": dg.MetadataValue.path(student["final_dir"]),
+                                        "global_step": student["global_step"], **numbers(student.get("train_metrics", {}))})
+
+
+@dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
+          description="Student and teacher on the same test split: quality, agreement, size, measured latency.")
+def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict,
+                       teacher_model: dict, student_model: dict) -> dg.Output[dict]:
+    from nexa_core.distill import pipeline
+
+    report = pipeline.compare_models(nexa.core(), nexa.layout(), _dataset(training_dataset), teacher_model, student_model)
+    comparison = {k: v for k, v in report.items() if k != "student_report"}
+    student = report["student_report"]
+    return dg.Output({**student, "comparison": comparison},
+                     metadata={**numbers(comparison), **numbers({k: student[k] for k in ("accuracy", "macro_f1")}),
+                               "metrics_path": dg.MetadataValue.path(student["metrics_path"])})

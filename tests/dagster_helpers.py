@@ -1,0 +1,25 @@
+"""Run the project's real jobs in-process with a recipe whose storage lives in tmp."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nexa_core.config import validate_config
+from nexa_dagster import definitions
+from nexa_dagster.resources import GPUTrainerResource
+from nexa_dagster.resources.recipe import recipe_from_values
+
+
+def run_job(name: str, recipe: dict, instance=None, partition: str | None = None):
+    defs = dg.Definitions(
+        assets=definitions.ASSETS, asset_checks=definitions.CHECKS, jobs=definitions.defs.jobs,
+        resources={"nexa": recipe_from_values(validate_config(recipe).model_dump(mode="json")),
+                   "trainer": GPUTrainerResource(device="cpu")},
+    )
+    return defs.resolve_job_def(name).execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(), partition_key=partition, raise_on_error=False)
+
+
+def metadata(result, asset: str) -> dict:
+    [mat] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mat.metadata.items()}

@@ -1,0 +1,54 @@
+"""The distillation graph materialized in-process with tiny models: partitions, resume-free re-runs, gating."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tests.dagster_helpers import metadata as _meta
+from tests.dagster_helpers import run_job
+from tests.tiny import make_tiny_bert
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def four_layer_model(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("teacher_base"), layers=4)
+
+
+def _run(recipe: dict, instance, partition: str):
+    return run_job("distillation_pipeline", recipe, instance=instance, partition=partition)
+
+
+def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_outputs(recipe, four_layer_model):
+    recipe["model"]["name_or_path"] = str(four_layer_model)
+    recipe["distill"] = {"student_layers": 2, "top_k": 2, "chunk_size": 64}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("teacher_inputs", ["v1", "v2"])
+
+    first = _run(recipe, instance, "v1")
+    assert first.success
+    outputs = _meta(first, "teacher_outputs")
+    assert outputs["computed"] > 0 and outputs["skipped"] == 0
+    pairs = _meta(first, "distillation_pairs")
+    assert pairs["kept"] + sum(v for k, v in pairs.items() if k.startswith("dropped_")) == pairs["total"]
+    evaluation = _meta(first, "student_evaluation")
+    assert evaluation["student_parameters"] < evaluation["teacher_parameters"]
+    assert 0 <= evaluation["agreement"] <= 1 and evaluation["student_latency_ms"] > 0
+    deployed = Path(_meta(first, "student_deployed_model")["current_model"])
+    run_id = _meta(first, "student_model")["run_id"]
+    assert run_id.startswith("tiny-student_") and deployed.resolve().parent.name == run_id
+    manifest = json.loads((Path(recipe["storage"]["durable"]) / "runs/manifests" / f"{run_id}.json").read_text())
+    assert manifest["metrics"]["accuracy"] == evaluation["accuracy"]
+    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
+    assert checks["meets_thresholds"] is True
+
+    # v2 holds the same texts: the teacher is reused and every output is already there.
+    second = _run(recipe, instance, "v2")
+    assert second.success
+    assert _meta(second, "teacher_model")["trained_now"] is False
+    assert _meta(second, "teacher_outputs")["computed"] == 0
