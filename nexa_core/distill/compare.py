@@ -62,3 +62,62 @@ def side_by_side(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_di
     atomic_write_json(Path(out_dir) / "metrics.json", {**reports["student"], "comparison": summary})
     atomic_write_json(Path(out_dir) / "comparison.json", summary)
     return {**summary, "student_report": reports["student"]}
+
+
+def generation_latency_ms(model_dir: Path, prompts: list[str], max_new_tokens: int) -> float:
+    """Median ms to answer one prompt (greedy, batch size 1), model load excluded."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    times = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            batch = tokenizer([prompt], return_tensors="pt")
+            start = time.perf_counter()
+            model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                           pad_token_id=model.generation_config.eos_token_id)
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return 1000 * times[len(times) // 2]
+
+
+def side_by_side_generation(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_dir: Path, *,
+                            template: str, max_new_tokens: int, samples: int) -> dict:
+    """Causal LMs: greedy completions of both on the test prompts; agreement is the exact-match rate."""
+    import tempfile
+
+    from nexa_core.distill.collect import collect_generation, read_outputs
+    from nexa_core.distill.inputs import input_id
+    from nexa_core.distill.student import parameter_count
+
+    texts = pd.read_parquet(Path(dataset_dir) / "test.parquet")["text"].tolist()[:samples]
+    prompts = pd.DataFrame({"input_id": [input_id(t) for t in texts], "text": [template.format(text=t) for t in texts]})
+    completions, speed = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for role, model_dir in (("teacher", teacher_dir), ("student", student_dir)):
+            collect_generation(model_dir, prompts, Path(tmp) / role, max_new_tokens=max_new_tokens,
+                               batch_size=16, chunk_size=len(prompts))
+            speed[role] = generation_latency_ms(model_dir, prompts["text"].tolist()[:16], max_new_tokens)
+            completions[role] = read_outputs(Path(tmp) / role).set_index("input_id")["completion"]
+    aligned = completions["teacher"].reindex(completions["student"].index)
+    summary = {
+        "agreement": float((aligned == completions["student"]).mean()),
+        "teacher_latency_ms": speed["teacher"], "student_latency_ms": speed["student"],
+        "teacher_parameters": parameter_count(teacher_dir), "student_parameters": parameter_count(student_dir),
+        "num_examples": len(prompts),
+    }
+    summary["latency_speedup"] = summary["teacher_latency_ms"] / max(summary["student_latency_ms"], 1e-12)
+    report = {"split": "test", "num_examples": len(prompts), "agreement": summary["agreement"],
+              "metrics_path": str(Path(out_dir) / "metrics.json")}
+    atomic_write_json(Path(out_dir) / "metrics.json", {**report, "comparison": summary})
+    atomic_write_json(Path(out_dir) / "comparison.json", summary)
+    return {**summary, "student_report": report}
+
+
+def summary_line(c: dict) -> str:
+    quality = (f"student/teacher accuracy {c['student_accuracy']:.4f}/{c['teacher_accuracy']:.4f} "
+               f"(ratio {c['accuracy_ratio']:.3f})" if "student_accuracy" in c else f"agreement {c['agreement']:.3f}")
+    return (f"{quality}; latency {c['student_latency_ms']:.2f}/{c['teacher_latency_ms']:.2f} ms "
+            f"(student {c['latency_speedup']:.2f}x faster); parameters {c['student_parameters']}/{c['teacher_parameters']}")

@@ -28,6 +28,8 @@ def kd_loss(student_logits: torch.Tensor, labels: torch.Tensor | None, teacher_t
     A batch without any gold label (or labels=None) returns the KD term alone, T^2 * KL, whatever alpha is.
     """
     student = student_logits.float()
+    if student.shape[0] == 0:  # an empty batch contributes nothing (and no NaN)
+        return student.sum()
     log_q = F.log_softmax(student / temperature, dim=-1)
     log_p = teacher_log_probs(teacher_topk_ids.to(student.device), teacher_topk_logits.to(student.device),
                               student.shape[-1], temperature)

@@ -85,6 +85,7 @@ def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str
     out = outputs_dir(layout, teacher["version"])
     d = cfg.distill
     if d.kind == "causal_lm":
+        inputs = inputs.assign(text=[d.prompt_template.format(text=t) for t in inputs["text"]])
         stats = collect_generation(teacher["path"], inputs, out, max_new_tokens=d.max_new_tokens,
                                    batch_size=d.batch_size, chunk_size=d.chunk_size)
     else:
@@ -140,8 +141,12 @@ def student_model(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, pairs
 
 def compare_models(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, student: dict) -> dict:
     """Teacher and student on the same test split: quality, agreement, size and measured latency."""
-    from nexa_core.distill.compare import side_by_side
+    from nexa_core.distill.compare import side_by_side, side_by_side_generation
 
+    if cfg.distill.kind == "causal_lm":
+        return side_by_side_generation(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
+                                       layout.run_dir(student["run_id"]), template=cfg.distill.prompt_template,
+                                       max_new_tokens=cfg.distill.max_new_tokens, samples=cfg.data.eval_samples or 64)
     report = side_by_side(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
                           layout.run_dir(student["run_id"]), batch_size=cfg.evaluation.batch_size,
                           max_length=cfg.model.max_length)

@@ -35,7 +35,12 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
 
     from nexa_core.training.hf import NexaTrainer, training_arguments
 
+    import yaml
+
     frame = pd.read_parquet(pairs_path, columns=["text", "completion"])
+    frame = frame.assign(text=[cfg.distill.prompt_template.format(text=t) for t in frame["text"]])
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     held_out = max(1, len(frame) // 10)
     tokenizer = AutoTokenizer.from_pretrained(student_dir)
     if tokenizer.pad_token is None:
@@ -54,4 +59,4 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
     final = Path(out_dir) / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
-    return {"final_dir": str(final), "global_step": trainer.state.global_step, **output.metrics}
+    return {"final_dir": str(final), "global_step": trainer.state.global_step, "train_metrics": output.metrics}

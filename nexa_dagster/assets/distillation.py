@@ -87,6 +87,9 @@ def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trai
     report = pipeline.compare_models(nexa.core(), nexa.layout(), _dataset(training_dataset), teacher_model, student_model)
     comparison = {k: v for k, v in report.items() if k != "student_report"}
     student = report["student_report"]
+    from nexa_core.distill.compare import summary_line
+
+    context.log.info(summary_line(comparison))
     return dg.Output({**student, "comparison": comparison},
-                     metadata={**numbers(comparison), **numbers({k: student[k] for k in ("accuracy", "macro_f1")}),
+                     metadata={**numbers(comparison), **numbers(student),
                                "metrics_path": dg.MetadataValue.path(student["metrics_path"])})

@@ -39,7 +39,7 @@ def threshold_check(asset) -> dg.AssetChecksDefinition:
             passed=not failures,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={"thresholds": dg.MetadataValue.json(thresholds), "failures": dg.MetadataValue.json(failures),
-                      **numbers({k: report[k] for k in ("accuracy", "macro_f1")})},
+                      **numbers({k: report[k] for k in ("accuracy", "macro_f1", "agreement") if k in report})},
         )
 
     return meets_thresholds

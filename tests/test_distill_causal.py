@@ -1,0 +1,61 @@
+"""Sequence-level distillation of a causal LM, end to end in-process with tiny GPT-2 models built in code."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nexa_core.config import validate_config
+from nexa_core.distill.sft import sft_features, train_causal_student
+from tests.dagster_helpers import metadata, run_job
+from tests.tiny_gpt2 import make_tiny_gpt2
+
+pytestmark = pytest.mark.slow
+TEMPLATE = "{text} =>"
+
+
+def test_prompt_tokens_are_masked_from_the_loss(tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(make_tiny_gpt2(tmp_path / "gpt2"))
+    features = sft_features(pd.DataFrame({"text": ["the film was =>"], "completion": [" great"]}), tokenizer, 64)
+    prompt_len = len(tokenizer("the film was =>", add_special_tokens=False)["input_ids"])
+    labels, ids = features[0]["labels"], features[0]["input_ids"]
+    assert labels[:prompt_len] == [-100] * prompt_len
+    assert labels[prompt_len:] == ids[prompt_len:] and ids[-1] == tokenizer.eos_token_id
+
+
+def _fine_tuned_teacher(recipe: dict, csv, tmp_path):
+    """A 4-layer GPT-2 taught to answer `<review> =>` with ` positive` or ` negative`."""
+    frame = pd.read_csv(csv)
+    pairs = pd.DataFrame({"text": frame["review"],
+                          "completion": frame["sentiment"].map({"pos": " positive", "neg": " negative"})})
+    pairs_path = tmp_path / "teacher_pairs.parquet"
+    pairs.to_parquet(pairs_path)
+    cfg = validate_config({**recipe, "training": {**recipe["training"], "epochs": 6, "optimizer": {"lr": 0.005},
+                                                  "checkpoint": {"every_steps": 50, "keep": 1}},
+                           "distill": {"kind": "causal_lm", "prompt_template": TEMPLATE}})
+    return train_causal_student(cfg, pairs_path, make_tiny_gpt2(tmp_path / "base", layers=4), tmp_path / "teacher")
+
+
+def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, tmp_path):
+    teacher = _fine_tuned_teacher(recipe, tiny_csv, tmp_path)
+    recipe["distill"] = {"kind": "causal_lm", "teacher": teacher["final_dir"], "prompt_template": TEMPLATE,
+                         "max_new_tokens": 3, "student_layers": 2, "chunk_size": 50}
+    recipe["evaluation"]["thresholds"] = {"agreement": 0.5}
+    recipe["training"]["optimizer"] = {"lr": 0.005}
+    recipe["data"]["eval_samples"] = 16
+    import dagster as dg
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("teacher_inputs", ["v1"])
+    result = run_job("distillation_pipeline", recipe, instance=instance, partition="v1")
+    assert result.success
+    outputs = metadata(result, "teacher_outputs")
+    assert outputs["computed"] > 0
+    pairs = metadata(result, "distillation_pairs")
+    assert pairs["kept"] > 0
+    evaluation = metadata(result, "student_evaluation")
+    assert evaluation["student_parameters"] < evaluation["teacher_parameters"]
+    assert evaluation["agreement"] >= 0.5  # the student answers like its teacher
+    assert metadata(result, "student_deployed_model")["run_id"].startswith("tiny-student_")
