@@ -136,6 +136,12 @@ def read_outputs(out_dir: str | Path, input_ids: Iterable[str] | None = None) ->
 
 
 # ----------------------------------------------------------------------------------------------------- inputs
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if value is None or value < 1:
+            raise NexaError(f"{name}={value!r}: must be a positive integer")
+
+
 def _pending(inputs: pd.DataFrame, done: set[str]) -> tuple[list[str], list[str], int]:
     missing = {"input_id", "text"} - set(inputs.columns)
     if missing:
@@ -201,6 +207,7 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.perf_counter()
+    _check_sizes(top_k=top_k, batch_size=batch_size, max_length=max_length, chunk_size=chunk_size)
     model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
     version = teacher_version(model_dir)
     done, seq = _existing(out_dir, version)
@@ -261,6 +268,7 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     started = time.perf_counter()
+    _check_sizes(max_new_tokens=max_new_tokens, batch_size=batch_size, chunk_size=chunk_size)
     model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
     version = teacher_version(model_dir)
     done, seq = _existing(out_dir, version)
@@ -301,9 +309,10 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
             generated = out.sequences[:, input_ids.shape[1]:]
             steps = generated.shape[1]
             if steps:
-                logits = torch.stack(out.logits[:steps], dim=1).float()  # batch x steps x vocab
-                logprobs = (logits.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
-                            - torch.logsumexp(logits, dim=-1))
+                # One step at a time: no batch x steps x vocab copy of the logits.
+                logprobs = torch.stack([
+                    step.float().gather(-1, generated[:, s:s + 1]).squeeze(-1) - torch.logsumexp(step.float(), dim=-1)
+                    for s, step in enumerate(out.logits[:steps])], dim=1)
                 is_eos = torch.isin(generated, eos_tensor)
                 # Tokens before the first eos; everything after it is padding.
                 first_eos = is_eos.int().argmax(1)
