@@ -120,6 +120,7 @@ class DistillConfig(_Section):
     kind: Literal["classifier", "causal_lm"] = "classifier"
     teacher: Optional[str] = None  # an existing fine-tuned model (hub id or path); unset: train it first
     inputs_version: str = "v1"  # the teacher_inputs partition (input set) to use
+    unlabelled_path: Optional[str] = None  # extra texts (file or folder, data.text_column) for the teacher to label
     top_k: int = Field(default=5, ge=1)  # logits kept per input
     batch_size: int = Field(default=64, ge=1)  # teacher inference
     chunk_size: int = Field(default=512, ge=1)  # rows per Parquet chunk: the unit of resume

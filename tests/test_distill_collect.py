@@ -208,6 +208,19 @@ def test_bad_inputs_are_one_line_errors(teacher, tmp_path):
         classify(tmp_path, pd.DataFrame({"input_id": ["a"], "text": ["x"]}), tmp_path / "out")
 
 
+def test_length_batches_cover_every_row_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(5, 40, 500), rng.integers(40, 512, 60)])  # a long, sparse tail
+    batches = collect._length_batches(lengths, 64)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert max(map(len, batches)) == 64
+    widths = [int(lengths[b].max()) for b in batches]
+    assert widths == sorted(widths)  # ascending length
+    padded = sum(w * len(b) for w, b in zip(widths, batches))
+    fixed = sum(int(w.max()) * len(w) for w in np.array_split(np.sort(lengths), range(64, len(lengths), 64)))
+    assert padded < 1.15 * lengths.sum() < fixed  # fixed-size sorted batches pad the tail far more
+
+
 def test_read_outputs_of_an_empty_folder(tmp_path):
     assert read_outputs(tmp_path / "nothing").empty
 

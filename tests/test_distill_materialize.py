@@ -1,4 +1,4 @@
-"""The distillation graph materialized in-process with tiny models: partitions, resume-free re-runs, gating."""
+"""The distillation graph materialized in-process with tiny models: partitions, incremental outputs, release."""
 
 from __future__ import annotations
 
@@ -47,8 +47,14 @@ def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_
     checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
     assert checks["meets_thresholds"] is True
 
-    # v2 holds the same texts: the teacher is reused and every output is already there.
+    # v2 = the same training texts plus five new unlabelled ones: only those five reach the teacher.
+    unlabelled = Path(recipe["storage"]["shared"]) / "new_reviews.jsonl"
+    unlabelled.write_text("".join(json.dumps({"review": f"a brand new review number {i} great"}) + "\n"
+                                  for i in range(5)))
+    recipe["distill"]["unlabelled_path"] = str(unlabelled)
     second = _run(recipe, instance, "v2")
     assert second.success
     assert _meta(second, "teacher_model")["trained_now"] is False
-    assert _meta(second, "teacher_outputs")["computed"] == 0
+    assert _meta(second, "teacher_inputs")["rows_unlabelled"] == 5
+    assert _meta(second, "teacher_outputs")["computed"] == 5
+    assert _meta(second, "teacher_outputs")["skipped"] == outputs["computed"]

@@ -148,10 +148,12 @@ def _pending(inputs: pd.DataFrame, done: set[str]) -> tuple[list[str], list[str]
         raise NexaError(f"teacher inputs: missing column(s) {sorted(missing)}; expected input_id and text")
     if inputs["text"].isna().any():
         raise NexaError(f"teacher inputs: {int(inputs['text'].isna().sum())} row(s) have no text; drop them first")
-    ids = inputs["input_id"].astype(str)
-    keep = ~ids.duplicated() & ~ids.isin(done)
-    skipped = int((ids.isin(done) & ~ids.duplicated()).sum())
-    return ids[keep].tolist(), inputs["text"][keep].astype(str).tolist(), skipped
+    ids = inputs["input_id"].astype(str).to_numpy()
+    first = ~pd.Series(ids).duplicated().to_numpy()  # an id listed twice is computed once
+    known = pd.Series(ids).isin(done).to_numpy()
+    keep = first & ~known
+    texts = inputs["text"].astype(str).to_numpy()
+    return ids[keep].tolist(), texts[keep].tolist(), int((first & known).sum())
 
 
 def _device_and_autocast(device: str | None):
@@ -170,6 +172,30 @@ def _stats(computed: int, skipped: int, chunks: int, started: float, version: st
     return {"computed": computed, "skipped": skipped, "chunks_written": chunks, "seconds": round(seconds, 4),
             "inputs_per_second": computed / seconds if computed and seconds > 0 else 0.0,
             "teacher_version": version, "out_dir": str(out_dir)}
+
+
+MAX_PADDING = 0.1  # a length-sorted batch is cut early rather than pad more than 10% over its real tokens ...
+MIN_CUT_TOKENS = 1024  # ... unless it is still this small (tiny batches cost more in overhead than padding)
+
+
+def _length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row indices in ascending length, cut into batches of at most batch_size rows and little padding.
+
+    Sorted batches of a fixed size still pad a lot in the long tail, where lengths spread out; there a batch is
+    cut as soon as padding would exceed MAX_PADDING of its real tokens.
+    """
+    order = np.argsort(lengths, kind="stable")
+    batches, start, real = [], 0, 0
+    for pos, i in enumerate(order):
+        width, rows = int(lengths[i]), pos - start + 1
+        if pos > start and (rows > batch_size or (rows * width > (1 + MAX_PADDING) * (real + width)
+                                                  and rows * width >= MIN_CUT_TOKENS)):
+            batches.append(order[start:pos])
+            start, real = pos, 0
+        real += width
+    if start < len(order):
+        batches.append(order[start:])
+    return batches
 
 
 def _pad(rows: list[list[int]], value: int, left: bool) -> np.ndarray:
@@ -201,7 +227,7 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
     """Top-k logits, prediction and confidence of a sequence classifier for the inputs not yet in out_dir.
 
     All pending texts are tokenised in one fast-tokenizer call, sorted by token length and run in batches padded
-    only to the longest row of each batch; results are identical to an unbatched fp32 forward (CPU).
+    only to the longest row of each batch; on CPU (fp32) results match an unbatched forward to float rounding.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -223,21 +249,20 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
     encoded = tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False,
                         return_token_type_ids="token_type_ids" in names)
     token_ids = encoded["input_ids"]
-    order = np.argsort(np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids)), kind="stable")
+    lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     left = tokenizer.padding_side == "left"
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = _ChunkWriter(out_dir, seq, chunk_size, CLASSIFICATION_SCHEMA)
     with torch.inference_mode(), autocast():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in _length_batches(lengths, batch_size):
             rows = [token_ids[i] for i in idx]
             input_ids = _pad(rows, pad_id, left)
             batch = {"input_ids": torch.from_numpy(input_ids).to(device)}
-            if (input_ids.shape[1] * len(rows)) != sum(map(len, rows)):  # no padding in the batch: no mask needed
-                lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+            if input_ids.size != sum(map(len, rows)):  # padded rows need a mask; equal lengths run without one
+                row_lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))[:, None]
                 positions = np.arange(input_ids.shape[1])
-                mask = (positions >= input_ids.shape[1] - lengths[:, None]) if left else (positions < lengths[:, None])
+                mask = positions >= input_ids.shape[1] - row_lengths if left else positions < row_lengths
                 batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64)).to(device)
             if "token_type_ids" in names:
                 batch["token_type_ids"] = torch.from_numpy(
@@ -290,17 +315,16 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
                         return_attention_mask=False, add_special_tokens=True)["input_ids"]
     if any(len(row) == 0 for row in encoded):
         raise NexaError("teacher inputs: some prompts tokenise to nothing (empty text); drop them first")
-    order = np.argsort(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), kind="stable")
+    prompt_lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     eos_tensor = torch.tensor(eos_ids or [-1], device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = _ChunkWriter(out_dir, seq, chunk_size, GENERATION_SCHEMA)
     with torch.inference_mode(), autocast():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in _length_batches(prompt_lengths, batch_size):
             rows = [encoded[i] for i in idx]
             input_ids = _pad(rows, pad_id, left=True)  # left padding: every prompt ends where generation starts
-            lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-            mask = np.arange(input_ids.shape[1]) >= input_ids.shape[1] - lengths[:, None]
+            row_lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+            mask = np.arange(input_ids.shape[1]) >= input_ids.shape[1] - row_lengths[:, None]
             out = model.generate(input_ids=torch.from_numpy(input_ids).to(device),
                                  attention_mask=torch.from_numpy(mask.astype(np.int64)).to(device),
                                  max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,

@@ -64,7 +64,21 @@ def teacher_inputs(cfg: NexaConfig, layout: Layout, dataset, version: str | None
                    extra_texts: pd.DataFrame | None = None) -> dict:
     from nexa_core.distill.inputs import build_teacher_inputs
 
+    if extra_texts is None and cfg.distill.unlabelled_path:
+        extra_texts = _unlabelled_texts(cfg)
     return build_teacher_inputs(dataset.path, layout.distill_dir, version or cfg.distill.inputs_version, extra_texts)
+
+
+def _unlabelled_texts(cfg: NexaConfig) -> pd.DataFrame:
+    """Unlabelled texts through the same loading code as training data (formats, encoding checks)."""
+    from nexa_core.data.loading import load_raw
+
+    source = cfg.data.model_copy(update={"path": cfg.distill.unlabelled_path, "name": None})
+    frame = load_raw(source)
+    if cfg.data.text_column not in frame.columns:
+        raise NexaError(f"distill.unlabelled_path: no column {cfg.data.text_column!r} (data.text_column) in "
+                        f"{cfg.distill.unlabelled_path}; columns are {list(frame.columns)}")
+    return pd.DataFrame({"text": frame[cfg.data.text_column]})
 
 
 def _inputs_frame(layout: Layout, version: str) -> pd.DataFrame:
