@@ -167,6 +167,15 @@ def _device_and_autocast(device: str | None):
     return device, contextlib.nullcontext
 
 
+def _plan(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path):
+    """What is left to do: the teacher's version, the next chunk number and the inputs it has not labelled."""
+    model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
+    version = teacher_version(model_dir)
+    done, seq = _existing(out_dir, version)
+    ids, texts, skipped = _pending(inputs, done)
+    return model_dir, out_dir, version, seq, ids, texts, skipped
+
+
 def _stats(computed: int, skipped: int, chunks: int, started: float, version: str, out_dir: Path) -> dict:
     seconds = time.perf_counter() - started
     return {"computed": computed, "skipped": skipped, "chunks_written": chunks, "seconds": round(seconds, 4),
@@ -234,10 +243,7 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
 
     started = time.perf_counter()
     _check_sizes(top_k=top_k, batch_size=batch_size, max_length=max_length, chunk_size=chunk_size)
-    model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
-    version = teacher_version(model_dir)
-    done, seq = _existing(out_dir, version)
-    ids, texts, skipped = _pending(inputs, done)
+    model_dir, out_dir, version, seq, ids, texts, skipped = _plan(model_dir, inputs, out_dir)
     if not ids:
         return _stats(0, skipped, 0, started, version, out_dir)
 
@@ -294,10 +300,7 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
 
     started = time.perf_counter()
     _check_sizes(max_new_tokens=max_new_tokens, batch_size=batch_size, chunk_size=chunk_size)
-    model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
-    version = teacher_version(model_dir)
-    done, seq = _existing(out_dir, version)
-    ids, texts, skipped = _pending(inputs, done)
+    model_dir, out_dir, version, seq, ids, texts, skipped = _plan(model_dir, inputs, out_dir)
     if not ids:
         return _stats(0, skipped, 0, started, version, out_dir)
 
