@@ -10,28 +10,35 @@ import pandas as pd
 from nexa_core.atomic import atomic_write_json
 
 
-def measure_latency(model_dir: Path, texts: list[str], max_length: int, batch_size: int) -> dict:
-    """Median ms per example at batch size 1 (online serving) and examples/s at `batch_size` (offline)."""
+def measure_latency(model_dirs: dict[str, Path], texts: list[str], max_length: int, batch_size: int) -> dict:
+    """Median ms per example at batch size 1 (online serving) and examples/s at `batch_size` (offline).
+
+    The models take turns example by example, so a busy machine slows both alike and the ratio holds.
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from nexa_core.evaluation import predict_logits
 
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    predict_logits(model, tokenizer, texts[:8], batch_size, max_length)  # warm-up
-    single = []
+    models = {role: (AutoModelForSequenceClassification.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d))
+              for role, d in model_dirs.items()}
+    single = {role: [] for role in models}
     with torch.inference_mode():
+        for role, (model, tokenizer) in models.items():
+            predict_logits(model, tokenizer, texts[:8], batch_size, max_length)  # warm-up
         for text in texts[:64]:
-            batch = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
-            start = time.perf_counter()
-            model(**batch)
-            single.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    predict_logits(model, tokenizer, texts, batch_size, max_length)
-    batched = time.perf_counter() - start
-    single.sort()
-    return {"latency_ms": 1000 * single[len(single) // 2], "throughput": len(texts) / batched}
+            for role, (model, tokenizer) in models.items():
+                batch = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+                start = time.perf_counter()
+                model(**batch)
+                single[role].append(time.perf_counter() - start)
+    out = {}
+    for role, (model, tokenizer) in models.items():
+        start = time.perf_counter()
+        predict_logits(model, tokenizer, texts, batch_size, max_length)
+        times = sorted(single[role])
+        out[role] = {"latency_ms": 1000 * times[len(times) // 2], "throughput": len(texts) / (time.perf_counter() - start)}
+    return out
 
 
 def side_by_side(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_dir: Path, *,
@@ -45,8 +52,7 @@ def side_by_side(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_di
                                        max_length=max_length, save_predictions=True)
     preds = {role: pd.read_parquet(r["predictions_path"])["predicted"] for role, r in reports.items()}
     texts = pd.read_parquet(Path(dataset_dir) / "test.parquet")["text"].tolist()
-    speed = {role: measure_latency(d, texts, max_length, batch_size)
-             for role, d in (("teacher", teacher_dir), ("student", student_dir))}
+    speed = measure_latency({"teacher": teacher_dir, "student": student_dir}, texts, max_length, batch_size)
     summary = {
         **{f"{role}_{k}": reports[role][k] for role in reports for k in ("accuracy", "macro_f1", "loss")},
         **{f"{role}_{k}": v for role, s in speed.items() for k, v in s.items()},
