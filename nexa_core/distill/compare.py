@@ -32,13 +32,14 @@ def measure_latency(model_dirs: dict[str, Path], texts: list[str], max_length: i
                 start = time.perf_counter()
                 model(**batch)
                 single[role].append(time.perf_counter() - start)
-    out = {}
-    for role, (model, tokenizer) in models.items():
-        start = time.perf_counter()
-        predict_logits(model, tokenizer, texts, batch_size, max_length)
-        times = sorted(single[role])
-        out[role] = {"latency_ms": 1000 * times[len(times) // 2], "throughput": len(texts) / (time.perf_counter() - start)}
-    return out
+    best = {role: float("inf") for role in models}
+    for _ in range(3):  # alternating rounds, best of each: other load can only slow a round down
+        for role, (model, tokenizer) in models.items():
+            start = time.perf_counter()
+            predict_logits(model, tokenizer, texts, batch_size, max_length)
+            best[role] = min(best[role], time.perf_counter() - start)
+    return {role: {"latency_ms": 1000 * sorted(single[role])[len(single[role]) // 2],
+                   "throughput": len(texts) / best[role]} for role in models}
 
 
 def side_by_side(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_dir: Path, *,
