@@ -40,6 +40,7 @@ def cmd_train(args) -> None:
     result = s.train_run(cfg, dataset.path, run_id, layout)
     report = s.evaluate_run(cfg, run_id, dataset.path, layout)
     manifest = s.record_manifest(cfg, run_id, layout, dataset, report, result.train_metrics)
+    s.mirror_run(layout, run_id)
     print(json.dumps({"run_id": run_id, "final": result.final_dir, "manifest": str(manifest),
                       "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "loss": report["loss"]}, indent=2))
 
@@ -60,7 +61,17 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_package(args) -> None:
-    print(steps().package_run(_layout(args), args.run_id, force=args.force))
+    layout = _layout(args)
+    path = steps().package_run(layout, args.run_id, force=args.force)
+    steps().mirror_run(layout, args.run_id)
+    print(path)
+
+
+def cmd_pull(args) -> None:
+    from nexa_core.storage.mirror import pull_run, store_from_env
+
+    layout = _layout(args)
+    print(json.dumps(pull_run(store_from_env(layout), layout, args.run_id, overwrite=args.overwrite), indent=2))
 
 
 def cmd_deploy(args) -> None:
@@ -76,6 +87,20 @@ def cmd_deploy(args) -> None:
     else:
         current = deploy.current_release(layout)
         print(f"{deploy.current_model_path(layout)} -> {current}" if current else "nothing deployed")
+
+
+def cmd_cleanup(args) -> None:
+    from nexa_core.cleanup import cleanup
+
+    if args.days is None and args.prune_size is None:
+        raise NexaError("nexa cleanup: give --days N and/or --prune-size SIZE (e.g. --days 7 --prune-size +2G)")
+    report = cleanup(_layout(args), days=args.days, prune_size=args.prune_size, keep_latest=args.keep_latest,
+                     apply=args.apply, archive=args.archive)
+    print(report["table"])
+    if not report["applied"]:
+        print(f"dry run: would free {report['would_free_bytes']} bytes; pass --apply to delete")
+    else:
+        print(f"freed {report['freed_bytes']} bytes; deleted {len(report['deleted'])}, skipped {len(report['skipped'])}")
 
 
 def steps():
@@ -112,6 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollback", action="store_true", help="re-point current_model at the previous release")
     p.add_argument("--force", action="store_true", help="deploy even if evaluation gates fail")
     p.set_defaults(fn=cmd_deploy)
+    p = with_config(sub.add_parser("pull", help="restore a mirrored run from durable storage (verified)"),
+                    required=False)
+    p.add_argument("run_id")
+    p.add_argument("--overwrite", action="store_true", help="replace a local copy that differs")
+    p.set_defaults(fn=cmd_pull)
+    from nexa_core.retention import DAYS_HELP, KEEP_LATEST_HELP, PRUNE_SIZE_HELP
+
+    p = with_config(sub.add_parser("cleanup", help="prune old checkpoints safely (dry run unless --apply)"),
+                    required=False)
+    p.add_argument("--days", type=float, help=DAYS_HELP)
+    p.add_argument("--prune-size", help=PRUNE_SIZE_HELP)
+    p.add_argument("--keep-latest", type=int, default=2, help=KEEP_LATEST_HELP)
+    p.add_argument("--apply", action="store_true", help="delete what the plan lists (default: only show it)")
+    p.add_argument("--archive", action="store_true", help="copy each candidate to durable storage (S3) first")
+    p.set_defaults(fn=cmd_cleanup)
     from nexa_core.cli_distill import add_parser
 
     add_parser(sub, with_config)

@@ -45,7 +45,14 @@ def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str
 def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **student):
     from nexa_core.training import train
 
-    return train(cfg, Path(dataset_dir), run_id, layout, **student)
+    return train(cfg, Path(dataset_dir), run_id, layout, mirror=True, **student)
+
+
+def mirror_run(layout: Layout, run_id: str) -> dict:
+    """Push the run's final/, best checkpoint, package and manifest to durable storage (verified)."""
+    from nexa_core.storage.mirror import mirror_run as push, store_from_env
+
+    return push(store_from_env(layout), layout, run_id)
 
 
 def evaluate_run(cfg: NexaConfig, run_id: str, dataset_dir: Path, layout: Layout) -> dict:

@@ -6,6 +6,7 @@ from nexa_dagster.assets import checks, data, distillation, evaluation, training
 from nexa_dagster.assets.evaluation import threshold_check
 from nexa_dagster.assets.release import release_assets
 from nexa_dagster.jobs import distillation_pipeline, training_pipeline
+from nexa_dagster.maintenance import maintenance, nightly_maintenance
 from nexa_dagster.partitions import TEACHER_INPUTS
 from nexa_dagster.resources import GPUTrainerResource, recipe_resource
 
@@ -19,7 +20,8 @@ CHECKS = [*dg.load_asset_checks_from_modules([checks, evaluation]), threshold_ch
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[training_pipeline, distillation_pipeline],
+    jobs=[training_pipeline, distillation_pipeline, maintenance],
+    schedules=[nightly_maintenance],
     resources={"nexa": recipe_resource(), "trainer": GPUTrainerResource()},
     # Steps form one chain, so separate processes would only add start-up cost (~7 s a run).
     executor=dg.in_process_executor,

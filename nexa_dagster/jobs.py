@@ -4,8 +4,8 @@ both -> the student's manifest, package and deployment."""
 
 import dagster as dg
 
-TRAINING_RELEASE = ["run_manifest", "model_package", "deployed_model"]
-STUDENT_RELEASE = ["student_run_manifest", "student_model_package", "student_deployed_model"]
+TRAINING_RELEASE = ["run_manifest", "model_package", "deployed_model", "run_mirror"]
+STUDENT_RELEASE = [f"student_{name}" for name in TRAINING_RELEASE]
 
 training_pipeline = dg.define_asset_job(
     "training_pipeline",

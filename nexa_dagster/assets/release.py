@@ -1,4 +1,5 @@
-"""Release assets, for any evaluated model: `run_manifest` -> `model_package` -> `deployed_model`.
+"""Release assets, for any evaluated model: `run_manifest` -> `model_package` -> `deployed_model` and
+`run_mirror` (durable copies: S3 under NEXA_S3_PREFIX, else the local mirror folder).
 
 `release_assets` builds the chain once per model line (the fine-tuned model; the distilled student,
 per input partition), so both lines record, package and promote through the same code.
@@ -53,4 +54,13 @@ def release_assets(model: str, report: str, prefix: str = "", partitions_def=Non
                          metadata={"current_model": dg.MetadataValue.path(str(path)), "run_id": package["run_id"],
                                    "previous_run_id": str(previous), "history_length": len(deploy.history(layout))})
 
-    return [run_manifest, model_package, deployed_model]
+    @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
+              description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
+    def run_mirror(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
+        pushed = steps.mirror_run(nexa.layout(), package["run_id"])
+        context.log.info(f"mirrored {package['run_id']} to {pushed['final']['uri']}")
+        return dg.Output(pushed, metadata={**{f"{name}_uri": str(info.get("uri")) for name, info in pushed.items()},
+                                           "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),
+                                           "skipped_files": sum(i.get("skipped", 0) for i in pushed.values())})
+
+    return [run_manifest, model_package, deployed_model, run_mirror]

@@ -1,0 +1,67 @@
+"""Mirror a run to durable storage and restore it elsewhere: `<prefix>/<run_id>/{final,best,package,manifest}`.
+
+The store is S3 when NEXA_S3_PREFIX is set (plus the usual AWS credential chain and, for S3-compatible
+stores, NEXA_S3_ENDPOINT_URL / AWS_ENDPOINT_URL), else a local folder under the durable tier: same
+interface, same verification, no code change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nexa_core.errors import NexaError
+from nexa_core.layout import Layout
+from nexa_core.run_ids import validate_run_id
+from nexa_core.storage.store import DurableStore
+
+
+def store_from_env(layout: Layout) -> DurableStore:
+    from nexa_core.storage import open_store
+
+    prefix = os.environ.get("NEXA_S3_PREFIX", "").strip()
+    if not prefix:
+        return open_store(layout.durable / "mirror")
+    endpoint = os.environ.get("NEXA_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    return open_store(prefix, endpoint_url=endpoint, region=region)
+
+
+def _best_checkpoint(layout: Layout, run_id: str) -> Path | None:
+    record = layout.run_dir(run_id) / "run.json"
+    if not record.is_file():
+        return None
+    best = (json.loads(record.read_text()).get("train") or {}).get("best_checkpoint")
+    return Path(best) if best and Path(best).is_dir() else None
+
+
+def mirror_run(store: DurableStore, layout: Layout, run_id: str) -> dict:
+    """Push what a run must never lose: final/, its best checkpoint, its package and its manifest."""
+    validate_run_id(run_id)
+    final = layout.run_dir(run_id) / "final"
+    if not final.is_dir():
+        raise NexaError(f"run {run_id} has no final/ at {final}; train it before mirroring")
+    pushed = {"final": store.push(final, f"{run_id}/final")}
+    best = _best_checkpoint(layout, run_id)
+    if best:
+        pushed["best"] = store.push(best, f"{run_id}/best")
+    for name, path in (("package", layout.package_path(run_id)), ("manifest", layout.manifest_path(run_id))):
+        if path.is_file():
+            pushed[name] = store.push_file(path, f"{run_id}/{name}/{path.name}")
+    return {name: {"uri": rec.get("uri"), **rec.get("stats", {})} for name, rec in pushed.items()}
+
+
+def pull_run(store: DurableStore, layout: Layout, run_id: str, overwrite: bool = False) -> dict:
+    """Restore a mirrored run (verified) so that `nexa deploy <run_id>` works on this machine."""
+    validate_run_id(run_id)
+    if not store.is_complete(f"{run_id}/final"):
+        raise NexaError(f"run {run_id}: no complete mirror at {store.describe(run_id + '/final')}; "
+                        "check the run id (`nexa pull` lists nothing partial) or mirror it first")
+    out = {"final": store.pull(f"{run_id}/final", layout.run_dir(run_id) / "final", overwrite=overwrite)["path"]}
+    for name, path in (("package", layout.package_path(run_id)), ("manifest", layout.manifest_path(run_id))):
+        key = f"{run_id}/{name}/{path.name}"
+        if store.is_complete(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out[name] = store.pull_file(key, path, overwrite=overwrite).get("path", str(path))
+    return out
