@@ -18,11 +18,12 @@ from nexa_core.storage.store import DurableStore
 
 
 def store_from_env(layout: Layout) -> DurableStore:
-    from nexa_core.storage import open_store
+    from nexa_core.storage import open_store, parse_s3_uri
 
     prefix = os.environ.get("NEXA_S3_PREFIX", "").strip()
     if not prefix:
         return open_store(layout.durable / "mirror")
+    parse_s3_uri(prefix, "NEXA_S3_PREFIX")  # a one-line error for anything but s3://bucket[/prefix]
     endpoint = os.environ.get("NEXA_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     return open_store(prefix, endpoint_url=endpoint, region=region)
@@ -36,6 +37,14 @@ def _best_checkpoint(layout: Layout, run_id: str) -> Path | None:
     return Path(best) if best and Path(best).is_dir() else None
 
 
+def _files(layout: Layout, run_id: str) -> list[tuple[str, Path]]:
+    """Single files mirrored beside final/: the package, the manifest, and the run's record, config snapshot
+    and metrics (deploy's gates read those on the machine that pulls the run)."""
+    run_dir = layout.run_dir(run_id)
+    return [("package", layout.package_path(run_id)), ("manifest", layout.manifest_path(run_id)),
+            *((name.split(".")[0], run_dir / name) for name in ("run.json", "config.yaml", "metrics.json"))]
+
+
 def mirror_run(store: DurableStore, layout: Layout, run_id: str) -> dict:
     """Push what a run must never lose: final/, its best checkpoint, its package and its manifest."""
     validate_run_id(run_id)
@@ -46,7 +55,7 @@ def mirror_run(store: DurableStore, layout: Layout, run_id: str) -> dict:
     best = _best_checkpoint(layout, run_id)
     if best:
         pushed["best"] = store.push(best, f"{run_id}/best")
-    for name, path in (("package", layout.package_path(run_id)), ("manifest", layout.manifest_path(run_id))):
+    for name, path in _files(layout, run_id):
         if path.is_file():
             pushed[name] = store.push_file(path, f"{run_id}/{name}/{path.name}")
     return {name: {"uri": rec.get("uri"), **rec.get("stats", {})} for name, rec in pushed.items()}
@@ -59,7 +68,7 @@ def pull_run(store: DurableStore, layout: Layout, run_id: str, overwrite: bool =
         raise NexaError(f"run {run_id}: no complete mirror at {store.describe(run_id + '/final')}; "
                         "check the run id (`nexa pull` lists nothing partial) or mirror it first")
     out = {"final": store.pull(f"{run_id}/final", layout.run_dir(run_id) / "final", overwrite=overwrite)["path"]}
-    for name, path in (("package", layout.package_path(run_id)), ("manifest", layout.manifest_path(run_id))):
+    for name, path in _files(layout, run_id):
         key = f"{run_id}/{name}/{path.name}"
         if store.is_complete(key):
             path.parent.mkdir(parents=True, exist_ok=True)
