@@ -8,7 +8,7 @@ from nexa_dagster.assets.release import release_assets
 from nexa_dagster.jobs import distillation_pipeline, training_pipeline
 from nexa_dagster.maintenance import maintenance, nightly_maintenance
 from nexa_dagster.partitions import TEACHER_INPUTS
-from nexa_dagster.resources import GPUTrainerResource, recipe_resource
+from nexa_dagster.resources import GPUTrainerResource, S3StorageResource, recipe_resource
 
 ASSETS = [
     *dg.load_assets_from_modules([data, training, evaluation, distillation]),
@@ -22,7 +22,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[training_pipeline, distillation_pipeline, maintenance],
     schedules=[nightly_maintenance],
-    resources={"nexa": recipe_resource(), "trainer": GPUTrainerResource()},
+    resources={"nexa": recipe_resource(), "trainer": GPUTrainerResource(), "storage": S3StorageResource()},
     # Steps form one chain, so separate processes would only add start-up cost (~7 s a run).
     executor=dg.in_process_executor,
 )

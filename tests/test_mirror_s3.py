@@ -59,3 +59,16 @@ def test_bad_s3_prefix_is_a_one_line_error(recipe, tmp_path):
     proc = nexa("pull", "tiny_20260101_000000", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")),
                 env={"NEXA_S3_PREFIX": "s3:/not a bucket"}, check=False)
     assert proc.returncode == 2 and "NEXA_S3_PREFIX" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_dagster_run_mirror_asset_pushes_through_the_s3_resource(recipe, moto, prefix, aws_env):  # noqa: F811
+    from nexa_dagster.resources import S3StorageResource
+    from tests.dagster_helpers import metadata, run_job
+
+    storage = S3StorageResource(prefix=f"s3://{BUCKET}/{prefix}", endpoint_url=moto, region_name="us-east-1")
+    result = run_job("training_pipeline", recipe, storage=storage)
+    assert result.success
+    mirrored = metadata(result, "run_mirror")
+    run_id = metadata(result, "trained_model")["run_id"]
+    assert mirrored["final_uri"] == f"s3://{BUCKET}/{prefix}/{run_id}/final"
+    assert f"{run_id}/final/_NEXA_COMPLETE.json" in _keys(moto, prefix)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import dagster as dg
 
 from nexa_core import steps
-from nexa_dagster.resources import NexaRecipe
+from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 
 def release_assets(model: str, report: str, prefix: str = "", partitions_def=None) -> list[dg.AssetsDefinition]:
@@ -56,8 +56,12 @@ def release_assets(model: str, report: str, prefix: str = "", partitions_def=Non
 
     @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
-    def run_mirror(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
-        pushed = steps.mirror_run(nexa.layout(), package["run_id"])
+    def run_mirror(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3StorageResource,
+                   package: dict) -> dg.Output[dict]:
+        from nexa_core.storage.mirror import mirror_run
+
+        layout = nexa.layout()
+        pushed = mirror_run(storage.store(layout), layout, package["run_id"])
         context.log.info(f"mirrored {package['run_id']} to {pushed['final']['uri']}")
         return dg.Output(pushed, metadata={**{f"{name}_uri": str(info.get("uri")) for name, info in pushed.items()},
                                            "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),

@@ -1,6 +1,7 @@
-"""Resources: the pipeline recipe and the GPU trainer."""
+"""Resources: the pipeline recipe, the GPU trainer and durable storage."""
 
 from nexa_dagster.resources.recipe import NexaRecipe, recipe_resource
+from nexa_dagster.resources.storage import S3StorageResource
 from nexa_dagster.resources.trainer import GPUTrainerResource
 
-__all__ = ["GPUTrainerResource", "NexaRecipe", "recipe_resource"]
+__all__ = ["GPUTrainerResource", "NexaRecipe", "S3StorageResource", "recipe_resource"]
