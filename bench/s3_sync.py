@@ -1,7 +1,7 @@
 """Upload throughput of our verified S3 sync against plain boto3 `upload_file`, on a local moto_server.
 
   ours    `S3Store.push(folder, key)` / `S3Store.push_file(file, key)` with default settings: sha256 of
-          every file, files in parallel (max_files=8), parts in parallel (8 MiB parts, max_concurrency=8),
+          every file, files in parallel (max_files=8), parts in parallel (8 MiB parts, max_concurrency=10, as boto3),
           HEAD verification of size and sha256 metadata, completion record last
   boto3   `client.upload_file(path, bucket, key)` with default settings (TransferConfig(): 8 MiB
           threshold/parts, 10 threads per file), called file by file; no hashing, no verification

@@ -97,7 +97,7 @@ class S3Store(DurableStore):
     """Objects under `s3://bucket/prefix/`; see the module docstring for credentials, concurrency, retries."""
 
     def __init__(self, bucket: str, prefix: str = "", client=None, *, endpoint_url: str | None = None,
-                 region: str | None = None, max_concurrency: int = 8, max_files: int = 8,
+                 region: str | None = None, max_concurrency: int = 10, max_files: int = 8,
                  multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 8 * MiB,
                  retries: int = 5, request_attempts: int = 5, backoff_base: float = 0.5,
                  backoff_max: float = 20.0, connect_timeout: float = 10.0, read_timeout: float = 60.0):
