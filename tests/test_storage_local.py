@@ -10,6 +10,7 @@ import pytest
 
 from nexa_core.errors import NexaError
 from nexa_core.storage import COMPLETE_NAME, LocalStore, open_store, parse_s3_uri, validate_key
+from tests.storage_helpers import read_tree, write_tree
 
 
 def make_tree(root: Path) -> dict[str, bytes]:
@@ -21,15 +22,7 @@ def make_tree(root: Path) -> dict[str, bytes]:
         "logs/deep/er/train_log.jsonl": b'{"loss": 1.0}\n' * 100,
         "empty.txt": b"",
     }
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return files
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return write_tree(root, files)
 
 
 @pytest.fixture

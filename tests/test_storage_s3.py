@@ -28,6 +28,7 @@ from urllib3.exceptions import ProtocolError
 from nexa_core.errors import NexaError
 from nexa_core.storage import COMPLETE_NAME, parse_s3_uri
 from nexa_core.storage.s3 import S3Store
+from tests.storage_helpers import read_tree, write_tree
 
 pytestmark = pytest.mark.slow
 
@@ -181,15 +182,7 @@ def make_tree(root: Path, big_mb: float = 0) -> dict[str, bytes]:
     }
     if big_mb:
         files["model.safetensors"] = os.urandom(int(big_mb * MiB))
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return files
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return write_tree(root, files)
 
 
 # --------------------------------------------------------------------------------------------- tests
