@@ -11,9 +11,7 @@ from nexa_core.deploy import _stack, current_release, history
 from nexa_core.errors import NexaError
 from nexa_core.layout import Layout
 from nexa_core.retention.scan import CHECKPOINT_RE, read_json
-
-# nexa_core.training.record.RECORD; importing it would load nexa_core.training and with it transformers.
-RECORD = "run.json"
+from nexa_core.training.record import RECORD  # light: nexa_core.training loads transformers lazily
 TRAINER_STATE = "trainer_state.json"
 
 
