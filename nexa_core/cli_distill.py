@@ -26,9 +26,10 @@ def cmd_distill(args) -> None:
     if "outputs" in wanted:
         out["outputs"] = dp.teacher_outputs(cfg, layout, teacher, version)
     if "pairs" in wanted:
-        out["pairs"] = dp.distillation_pairs(cfg, layout, teacher["version"], version)
+        out["pairs"] = dp.distillation_pairs(cfg, layout, dp.labels_version(cfg, teacher), version)
     if "student" in wanted:
-        pairs = dp.read_json(layout.distill_dir / "distillation_pairs" / teacher["version"] / version / "pairs.json")
+        pairs = dp.read_json(layout.distill_dir / "distillation_pairs" / dp.labels_version(cfg, teacher) / version
+                             / "pairs.json")
         student = dp.student_model(cfg, layout, dataset, teacher, pairs)
         out["student"] = {k: student[k] for k in ("run_id", "final_dir", "global_step")}
         if cfg.distill.kind == "classifier":

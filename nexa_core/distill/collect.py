@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nexa_core.atomic import atomic_write_bytes
+from nexa_core.distill.precision import labels_version, prepare_model, resolve_precision
 from nexa_core.errors import NexaError
 
 CHUNK_RE = re.compile(r"^chunk-(\d+)-([0-9a-f]{8})\.parquet$")
@@ -156,31 +157,21 @@ def _pending(inputs: pd.DataFrame, done: set[str]) -> tuple[list[str], list[str]
     return ids[keep].tolist(), texts[keep].tolist(), int((first & known).sum())
 
 
-def _device_and_autocast(device: str | None):
-    import contextlib
-
-    import torch
-
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return device, lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return device, contextlib.nullcontext
-
-
-def _plan(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path):
-    """What is left to do: the teacher's version, the next chunk number and the inputs it has not labelled."""
+def _plan(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path, precision: str):
+    """What is left to do: the outputs' version, the next chunk number and the inputs not labelled yet."""
     model_dir, out_dir = _check_model_dir(model_dir), Path(out_dir)
-    version = teacher_version(model_dir)
+    version = labels_version(teacher_version(model_dir), precision)
     done, seq = _existing(out_dir, version)
     ids, texts, skipped = _pending(inputs, done)
     return model_dir, out_dir, version, seq, ids, texts, skipped
 
 
-def _stats(computed: int, skipped: int, chunks: int, started: float, version: str, out_dir: Path) -> dict:
+def _stats(computed: int, skipped: int, chunks: int, started: float, version: str, out_dir: Path,
+           precision: str) -> dict:
     seconds = time.perf_counter() - started
     return {"computed": computed, "skipped": skipped, "chunks_written": chunks, "seconds": round(seconds, 4),
             "inputs_per_second": computed / seconds if computed and seconds > 0 else 0.0,
-            "teacher_version": version, "out_dir": str(out_dir)}
+            "teacher_version": version, "out_dir": str(out_dir), "precision": precision}
 
 
 MAX_PADDING = 0.1  # a length-sorted batch is cut early rather than pad more than 10% over its real tokens ...
@@ -232,24 +223,26 @@ def _check_model_dir(model_dir: str | Path) -> Path:
 # -------------------------------------------------------------------------------------------- classification
 def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path, *, top_k: int = 5,
                            batch_size: int = 64, max_length: int = 128, chunk_size: int = 512,
-                           device: str | None = None) -> dict:
+                           device: str | None = None, precision: str = "auto") -> dict:
     """Top-k logits, prediction and confidence of a sequence classifier for the inputs not yet in out_dir.
 
     All pending texts are tokenised in one fast-tokenizer call, sorted by token length and run in batches padded
     only to the longest row of each batch; on CPU (fp32) results match an unbatched forward to float rounding.
+    precision (see precision.py): auto is bf16 on a GPU and fp32 on CPU; int8 (CPU) trades ~1e-2 in the logits for
+    speed. Outputs of each precision carry their own version.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     started = time.perf_counter()
     _check_sizes(top_k=top_k, batch_size=batch_size, max_length=max_length, chunk_size=chunk_size)
-    model_dir, out_dir, version, seq, ids, texts, skipped = _plan(model_dir, inputs, out_dir)
+    device, autocast, precision = resolve_precision(device, precision)
+    model_dir, out_dir, version, seq, ids, texts, skipped = _plan(model_dir, inputs, out_dir, precision)
     if not ids:
-        return _stats(0, skipped, 0, started, version, out_dir)
+        return _stats(0, skipped, 0, started, version, out_dir, precision)
 
-    device, autocast = _device_and_autocast(device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+    model = prepare_model(AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval(), precision)
     k = min(top_k, model.config.num_labels)
     names = [n for n in tokenizer.model_input_names if n in ("input_ids", "token_type_ids", "attention_mask")]
     encoded = tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False,
@@ -282,13 +275,13 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
                        predicted=indices[:, 0].tolist(), confidence=confidence.tolist(),
                        teacher_version=[version] * len(idx))
         writer.close()
-    return _stats(len(ids), skipped, writer.written, started, version, out_dir)
+    return _stats(len(ids), skipped, writer.written, started, version, out_dir, precision)
 
 
 # -------------------------------------------------------------------------------------------------- generation
 def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str | Path, *, max_new_tokens: int = 64,
                        batch_size: int = 16, chunk_size: int = 512, max_length: int | None = None,
-                       device: str | None = None) -> dict:
+                       device: str | None = None, precision: str = "auto") -> dict:
     """Greedy completions of a causal LM with the log-probability of every generated token.
 
     The completion stops at the first end-of-sequence token, which is not part of it (nor of token_logprobs);
@@ -300,13 +293,13 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
 
     started = time.perf_counter()
     _check_sizes(max_new_tokens=max_new_tokens, batch_size=batch_size, chunk_size=chunk_size)
-    model_dir, out_dir, version, seq, ids, texts, skipped = _plan(model_dir, inputs, out_dir)
+    device, autocast, precision = resolve_precision(device, precision)
+    model_dir, out_dir, version, seq, ids, texts, skipped = _plan(model_dir, inputs, out_dir, precision)
     if not ids:
-        return _stats(0, skipped, 0, started, version, out_dir)
+        return _stats(0, skipped, 0, started, version, out_dir, precision)
 
-    device, autocast = _device_and_autocast(device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
+    model = prepare_model(AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval(), precision)
     eos = model.generation_config.eos_token_id
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     if not eos_ids and tokenizer.eos_token_id is not None:
@@ -357,4 +350,4 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
             writer.add(input_id=[ids[i] for i in idx], completion=completions, token_logprobs=token_lp,
                        mean_logprob=means, num_tokens=counts, teacher_version=[version] * len(idx))
         writer.close()
-    return _stats(len(ids), skipped, writer.written, started, version, out_dir)
+    return _stats(len(ids), skipped, writer.written, started, version, out_dir, precision)

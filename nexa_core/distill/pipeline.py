@@ -91,21 +91,31 @@ def outputs_dir(layout: Layout, teacher_version: str) -> Path:
     return layout.distill_dir / "teacher_outputs" / teacher_version
 
 
+def labels_version(cfg: NexaConfig, teacher: dict) -> str:
+    """The version the teacher's outputs are kept under: its weights' version plus the precision, if not fp32."""
+    from nexa_core.distill import precision
+
+    _, _, resolved = precision.resolve_precision(None, cfg.distill.teacher_precision)
+    return precision.labels_version(teacher["version"], resolved)
+
+
 def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str) -> dict:
     """Label every input of the set not yet labelled by this teacher version (resumable, chunked)."""
     from nexa_core.distill.collect import collect_classification, collect_generation
 
     inputs = _inputs_frame(layout, version)[["input_id", "text"]]
-    out = outputs_dir(layout, teacher["version"])
+    out = outputs_dir(layout, labels_version(cfg, teacher))
     d = cfg.distill
     if d.kind == "causal_lm":
         inputs = inputs.assign(text=[d.prompt_template.format(text=t) for t in inputs["text"]])
         stats = collect_generation(teacher["path"], inputs, out, max_new_tokens=d.max_new_tokens,
-                                   batch_size=d.batch_size, chunk_size=d.chunk_size)
+                                   batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision)
     else:
         stats = collect_classification(teacher["path"], inputs, out, top_k=d.top_k, batch_size=d.batch_size,
-                                       max_length=cfg.model.max_length, chunk_size=d.chunk_size)
-    return {**stats, "path": str(out), "teacher_version": teacher["version"], "inputs_version": version}
+                                       max_length=cfg.model.max_length, chunk_size=d.chunk_size,
+                                       precision=d.teacher_precision)
+    # teacher_version keys the outputs (and the pairs made from them); model_version is the weights' alone.
+    return {**stats, "path": str(out), "model_version": teacher["version"], "inputs_version": version}
 
 
 def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, version: str) -> dict:

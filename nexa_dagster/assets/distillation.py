@@ -50,7 +50,7 @@ def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teacher
 
     stats = pipeline.teacher_outputs(nexa.core(), nexa.layout(), teacher_model, context.partition_key)
     return dg.Output(stats, metadata={"outputs_path": dg.MetadataValue.path(stats["path"]),
-                                      "teacher_version": stats["teacher_version"],
+                                      "teacher_version": stats["teacher_version"], "precision": stats["precision"],
                                       **numbers({k: stats[k] for k in ("computed", "skipped", "chunks_written",
                                                                        "seconds", "inputs_per_second")})})
 
