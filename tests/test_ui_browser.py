@@ -123,6 +123,7 @@ def test_materialize_the_tiny_recipe_from_the_ui(dagster_dev):
             expect(page.get_by_text("macro_f1", exact=True).first).to_be_visible(timeout=60_000)
             page.goto(f"{url}/assets/evaluation_report?view=checks", wait_until="domcontentloaded")
             expect(page.get_by_text("meets_thresholds").first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Passed", exact=True).first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(shots / "ui_checks.png"))
         finally:
             browser.close()
