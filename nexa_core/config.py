@@ -21,6 +21,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class DropsConfig(_Section):
+    """Where new data drops arrive (one file per drop, directly in the folder or under the prefix)."""
+
+    folder: Optional[str] = None  # watched folder; unset: <storage.shared>/data/raw
+    s3_prefix: Optional[str] = None  # s3://bucket/prefix watched by raw_drops_s3_sensor; unset: that sensor skips
+
+
 class DataConfig(_Section):
     path: Optional[str] = None  # CSV, JSONL or Parquet file or a folder of them; `package://` resolves in site-packages
     name: Optional[str] = None  # a `datasets` hub id (e.g. glue); used when path is unset
@@ -33,6 +40,7 @@ class DataConfig(_Section):
     eval_samples: Optional[int] = Field(default=None, ge=1)  # cap on validation and test rows each
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    drops: DropsConfig = DropsConfig()
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -87,11 +95,19 @@ class TrainingConfig(_Section):
     checkpoint: CheckpointConfig = CheckpointConfig()
 
 
+class PromotionConfig(_Section):
+    """Champion/challenger: a challenger is deployed only if it beats the deployed model on the same test split."""
+
+    metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
+    min_improvement: float = Field(default=0.0, ge=0)  # strictly more than this (loss: lower by more than this)
+
+
 class EvaluationConfig(_Section):
     save_predictions: bool = True
     batch_size: int = Field(default=64, ge=1)
     # Blocking gates: a model below any of these is not packaged or deployed (metric -> minimum).
     thresholds: dict[str, float] = {"accuracy": 0.6}
+    promotion: PromotionConfig = PromotionConfig()
 
     @field_validator("thresholds")
     @classmethod

@@ -40,6 +40,16 @@ class Layout:
         return self.shared / "data" / "processed" / "training"
 
     @property
+    def raw_drops_dir(self) -> Path:
+        # Where new raw data files are dropped (data.drops.folder overrides it).
+        return self.shared / "data" / "raw"
+
+    @property
+    def drops_dir(self) -> Path:
+        # Processed drops: the seen-text index, per-drop rows and label-id parts (nexa_core/data/incremental.py).
+        return self.datasets_dir.parent / "drops"
+
+    @property
     def distill_dir(self) -> Path:
         # teacher_inputs/, teacher_outputs/ and distillation_pairs/ live next to the training datasets.
         return self.datasets_dir.parent / "distillation"

@@ -9,6 +9,9 @@ import sys
 import dagster as dg
 
 TEACHER_INPUTS = dg.DynamicPartitionsDefinition(name="teacher_inputs")
+# Each data drop (a file in the raw-data folder or under the S3 prefix) is one partition of `raw_dataset`,
+# named by its file name; the drop sensors add them (nexa_dagster/sensors.py).
+RAW_DROPS = dg.DynamicPartitionsDefinition(name="raw_drops")
 
 
 def main(argv: list[str]) -> int:

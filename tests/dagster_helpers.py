@@ -10,12 +10,23 @@ from nexa_dagster.resources import GPUTrainerResource, S3StorageResource
 from nexa_dagster.resources.recipe import recipe_from_values
 
 
-def run_job(name: str, recipe: dict, instance=None, partition: str | None = None, storage=None):
-    defs = dg.Definitions(
-        assets=definitions.ASSETS, asset_checks=definitions.CHECKS, jobs=definitions.defs.jobs,
-        resources={"nexa": recipe_from_values(validate_config(recipe).model_dump(mode="json")),
-                   "trainer": GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource()},
+def project_resources(recipe: dict, storage=None) -> dict:
+    return {"nexa": recipe_from_values(validate_config(recipe).model_dump(mode="json")),
+            "trainer": GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource()}
+
+
+def project_defs(recipe: dict, storage=None, jobs=()) -> dg.Definitions:
+    """The project's assets, checks, jobs and sensors with the recipe (storage in tmp) and a CPU trainer."""
+    return dg.Definitions(
+        assets=definitions.ASSETS, asset_checks=definitions.CHECKS, jobs=[*definitions.defs.jobs, *jobs],
+        sensors=definitions.defs.sensors, resources=project_resources(recipe, storage),
     )
+
+
+def run_job(name: str, recipe: dict, instance=None, partition: str | None = None, storage=None, selection=None):
+    """Execute a project job in-process (or, with `selection`, an ad-hoc job over those assets)."""
+    jobs = [dg.define_asset_job(name, selection=selection)] if selection is not None else []
+    defs = project_defs(recipe, storage, jobs)
     return defs.resolve_job_def(name).execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(), partition_key=partition, raise_on_error=False)
 

@@ -45,6 +45,17 @@ def load_raw(cfg: DataConfig) -> pd.DataFrame:
     return _load_file(path)
 
 
+def load_file(path: Path) -> pd.DataFrame:
+    """One data file (a data drop), with the same format detection and one-line errors as `data.path`."""
+    return _load_file(Path(path))
+
+
+def detect_format(name: str) -> Optional[str]:
+    """The format a file name would be read as, or None if unsupported."""
+    detected = _detect(Path(name))
+    return detected[0] if detected else None
+
+
 def _detect(path: Path) -> Optional[tuple[str, Optional[str]]]:
     """(format, compression suffix) for a supported file name, else None."""
     suffixes = [s.lower() for s in path.suffixes]

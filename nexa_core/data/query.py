@@ -217,8 +217,8 @@ class DataQuery:
 
     @staticmethod
     def _read_split(folder: Path, split: str) -> pd.DataFrame:
-        path = folder / f"{split}.parquet"
-        if not path.is_file():
+        path = folder / f"{split}.parquet"  # a file, or a folder of parts (incremental versions from drops)
+        if not path.exists():
             raise NexaError(f"{path} is missing; the version folder is incomplete, prepare the data again")
         return pd.read_parquet(path)
 

@@ -28,6 +28,13 @@ MIN_ROWS_PER_CLASS = 3  # one each for train, validation and test
 def clean(df: pd.DataFrame, cfg: DataConfig, source: Optional[str] = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Return (frame with columns text and label, both str, in input order; drop counts by reason)."""
     source = source or describe_source(cfg)
+    out, drops = clean_rows(df, cfg, source)
+    _check_enough(out, source, drops)
+    return out, drops
+
+
+def clean_rows(df: pd.DataFrame, cfg: DataConfig, source: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """`clean` without the whole-dataset size checks: a data drop may hold one class or a handful of rows."""
     for field, column in (("data.text_column", cfg.text_column), ("data.label_column", cfg.label_column)):
         if column not in df.columns:
             raise NexaError(
@@ -70,7 +77,6 @@ def clean(df: pd.DataFrame, cfg: DataConfig, source: Optional[str] = None) -> tu
             rows.append(i)
 
     out = pd.DataFrame({"text": [texts[i] for i in rows], "label": [labels[i] for i in rows]}, dtype=object)
-    _check_enough(out, source, drops)
     return out, drops
 
 
@@ -89,6 +95,11 @@ def _label(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def dedupe_key(text: str) -> str:
+    """The duplicate-detection key, shared with the incremental drop index."""
+    return _key(text)
 
 
 def _key(text: str) -> str:

@@ -20,7 +20,7 @@ def _dataset(value: dict) -> SimpleNamespace:
     return SimpleNamespace(**{**value, "path": Path(value["path"])})
 
 
-@dg.asset(group_name=GROUP, kinds={"huggingface"},
+@dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
 def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
@@ -42,7 +42,7 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, training
                                **{f"rows_{k}": v for k, v in info["counts"].items()}})
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
+@dg.asset(group_name=GROUP, pool="gpu", kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
 def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teacher_model: dict,
                     teacher_inputs: dict) -> dg.Output[dict]:
@@ -66,7 +66,7 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teac
                                      "total": info["total"], **{f"dropped_{k}": v for k, v in info["drops"].items()}})
 
 
-@dg.asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
+@dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict, teacher_model: dict,
                   distillation_pairs: dict) -> dg.Output[dict]:

@@ -14,12 +14,13 @@ from nexa_core import steps
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 
-def release_assets(model: str, report: str, prefix: str = "", partitions_def=None) -> list[dg.AssetsDefinition]:
-    common = {"group_name": "release", "partitions_def": partitions_def}
+def release_assets(model: str, report: str, prefix: str = "", partitions_def=None, dataset: str = "training_dataset",
+                   automation_condition=None) -> list[dg.AssetsDefinition]:
+    common = {"group_name": "release", "partitions_def": partitions_def, "automation_condition": automation_condition}
     manifest_name, package_name, deployed_name = f"{prefix}run_manifest", f"{prefix}model_package", f"{prefix}deployed_model"
 
     @dg.asset(name=manifest_name, kinds={"json"}, description="runs/manifests/<run_id>.json (NexaRunManifest).",
-              ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report), "dataset": dg.AssetIn("training_dataset")},
+              ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report), "dataset": dg.AssetIn(dataset)},
               **common)
     def run_manifest(nexa: NexaRecipe, model: dict, report: dict, dataset: dict) -> dg.Output[dict]:
         path = steps.record_manifest(nexa.core(), model["run_id"], nexa.layout(), SimpleNamespace(**dataset), report,
@@ -45,14 +46,26 @@ def release_assets(model: str, report: str, prefix: str = "", partitions_def=Non
               ins={"package": dg.AssetIn(package_name)}, **common)
     def deployed_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
         from nexa_core import deploy
+        from nexa_core.promotion import read_decision
 
         layout = nexa.layout()
         previous = deploy.current_release(layout)
+        # A champion/challenger run (the drop flow) was compared with the model deployed at evaluation time;
+        # if another line deployed since, that comparison no longer holds.
+        decision = read_decision(layout, package["run_id"])
+        if decision and not decision["promote"]:
+            raise dg.Failure(description=f"{package['run_id']} lost to the champion ({decision['reason']}); not deployed")
+        if decision and decision["champion_run_id"] not in (previous, package["run_id"]):
+            raise dg.Failure(description=f"the deployed model changed from {decision['champion_run_id']} to {previous} "
+                                         f"since {package['run_id']} was compared with it; re-materialize its evaluation")
         path = steps.deploy_run(layout, package["run_id"])
         context.log.info(f"deployed model {package['run_id']} at {path}")
+        extra = {"promotion": dg.MetadataValue.json(decision), "champion_run_id": str(decision["champion_run_id"])} \
+            if decision else {}
         return dg.Output({"run_id": package["run_id"], "path": str(path)},
                          metadata={"current_model": dg.MetadataValue.path(str(path)), "run_id": package["run_id"],
-                                   "previous_run_id": str(previous), "history_length": len(deploy.history(layout))})
+                                   "previous_run_id": str(previous), "history_length": len(deploy.history(layout)),
+                                   **extra})
 
     @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")

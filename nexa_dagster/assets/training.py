@@ -8,7 +8,7 @@ from nexa_core import steps
 from nexa_dagster.metadata import image, numbers
 from nexa_dagster.resources import GPUTrainerResource, NexaRecipe
 
-@dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, description="Fine-tuned classifier.")
+@dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, pool="gpu", description="Fine-tuned classifier.")
 def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                   training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.plots import loss_curve

@@ -1,0 +1,171 @@
+"""The drop sensors against a real folder and a loopback S3 server, with a real Dagster instance: new,
+repeated, changed and malformed drops; then the drop's run, its check, and the automation that follows."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from nexa_core.data.incremental import drop_names
+from nexa_core.layout import Layout
+from nexa_core.config import validate_config
+from nexa_dagster.partitions import RAW_DROPS
+from nexa_dagster.resources import S3StorageResource
+from nexa_dagster.sensors import raw_drops_folder_sensor, raw_drops_s3_sensor
+from tests.dagster_helpers import metadata, project_defs, project_resources, run_job
+from tests.test_storage_s3 import aws_env, moto, prefix  # noqa: F401 - the loopback S3 fixtures
+from tests.tiny import write_reviews_csv
+
+
+def _tick(sensor, instance, recipe, cursor=None, storage=None):
+    """One sensor evaluation as the daemon does it; the partitions it asks for are added like the daemon does."""
+    resources = project_resources(recipe, storage)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={k: resources[k] for k in ("nexa", "storage")})
+    result = sensor(context)
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def _requested(result) -> list[str]:
+    return sorted(r.partition_key for r in (result.run_requests or []))
+
+
+@pytest.fixture
+def drops_recipe(recipe, tmp_path):
+    recipe["data"]["drops"] = {"folder": str(tmp_path / "raw")}
+    (tmp_path / "raw").mkdir()
+    return recipe
+
+
+def test_folder_sensor_registers_new_drops_once_and_reports_bad_files(drops_recipe, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    frame = pd.read_csv(write_reviews_csv(tmp_path / "src.csv"))
+    frame.iloc[:80].to_csv(raw / "a.csv", index=False)
+    frame.iloc[80:160].to_json(raw / "b.jsonl", orient="records", lines=True)
+    frame.iloc[160:].to_parquet(raw / "c.parquet")
+    (raw / "notes.txt").write_text("not data")  # unsupported format
+    (raw / "bad name.csv").write_text("review,sentiment\nx,pos\n")  # a space in the name
+    (raw / "empty.csv").write_text("")
+    (raw / ".upload.csv.tmp").write_text("half")  # an in-progress upload: ignored silently
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = _tick(raw_drops_folder_sensor, instance, drops_recipe)
+    assert _requested(first) == ["a.csv", "b.jsonl", "c.parquet"]
+    assert sorted(instance.get_dynamic_partitions(RAW_DROPS.name)) == ["a.csv", "b.jsonl", "c.parquet"]
+    assert {r.run_key for r in first.run_requests} == {f"{n}@{json.loads(first.cursor)['handled'][n]}"
+                                                        for n in ("a.csv", "b.jsonl", "c.parquet")}
+    handled = json.loads(first.cursor)["handled"]
+    assert handled["notes.txt"].startswith("skipped:") and handled["bad name.csv"].startswith("skipped:")
+    assert ".upload.csv.tmp" not in handled
+    log = capsys.readouterr().err
+    assert "skipping folder drop notes.txt: unsupported format" in log
+    assert "skipping folder drop empty.csv: empty file" in log
+
+    # The same files on the next tick: nothing requested, and the bad files are not reported again.
+    again = _tick(raw_drops_folder_sensor, instance, drops_recipe, cursor=first.cursor)
+    assert _requested(again) == [] and "skipping" not in capsys.readouterr().err
+
+    # A new drop, a drop changed in place, and the empty file now written: the new one and the filled one only.
+    frame.iloc[:40].assign(review=lambda f: f["review"] + " new").to_csv(raw / "d.csv", index=False)
+    frame.iloc[:10].to_csv(raw / "a.csv", index=False)
+    frame.iloc[100:140].assign(review=lambda f: f["review"] + " late").to_csv(raw / "empty.csv", index=False)
+    third = _tick(raw_drops_folder_sensor, instance, drops_recipe, cursor=again.cursor)
+    assert _requested(third) == ["d.csv", "empty.csv"]
+    assert "drop a.csv changed after it was handled" in capsys.readouterr().err
+
+    # A restarted daemon that lost its cursor requests nothing twice: the partitions are the record.
+    restarted = _tick(raw_drops_folder_sensor, instance, drops_recipe, cursor=None)
+    assert _requested(restarted) == []
+    assert sorted(instance.get_dynamic_partitions(RAW_DROPS.name)) == [
+        "a.csv", "b.jsonl", "c.parquet", "d.csv", "empty.csv"]
+
+
+def test_s3_sensor_skips_without_a_prefix(drops_recipe):
+    result = _tick(raw_drops_s3_sensor, dg.DagsterInstance.ephemeral(), drops_recipe)
+    assert isinstance(result, dg.SkipReason) and "s3_prefix is not set" in result.skip_message
+
+
+def test_drop_run_processes_valid_and_reports_malformed_drops_then_automation_follows(drops_recipe, tmp_path):
+    raw = tmp_path / "raw"
+    frame = pd.read_csv(write_reviews_csv(tmp_path / "src.csv"))
+    frame.iloc[:120].to_csv(raw / "good.csv", index=False)
+    frame.iloc[:60].rename(columns={"sentiment": "stars"}).to_csv(raw / "wrong-columns.csv", index=False)
+    instance = dg.DagsterInstance.ephemeral()
+    tick = _tick(raw_drops_folder_sensor, instance, drops_recipe)
+    assert _requested(tick) == ["good.csv", "wrong-columns.csv"]
+
+    defs = project_defs(drops_recipe)
+    before = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's tick before the runs
+    assert before.get_num_requested(dg.AssetKey("incremental_dataset")) == 0
+
+    good = run_job("ingest_drop", drops_recipe, instance=instance, partition="good.csv")
+    assert good.success
+    meta = metadata(good, "raw_dataset")
+    assert meta["valid"] is True and meta["rows"] == 120 and meta["rows_train"] + meta["rows_test"] <= 120
+    [check] = good.get_asset_check_evaluations()
+    assert check.check_name == "drop_is_valid" and check.passed
+
+    bad = run_job("ingest_drop", drops_recipe, instance=instance, partition="wrong-columns.csv")
+    meta = metadata(bad, "raw_dataset")
+    assert meta["valid"] is False and "data.label_column: column 'sentiment' not in drop wrong-columns.csv" in meta["reason"]
+    [check] = bad.get_asset_check_evaluations()
+    assert check.passed is False
+
+    layout = Layout.from_storage(validate_config(drops_recipe).storage)
+    assert drop_names(layout.drops_dir) == {"good.csv": "valid", "wrong-columns.csv": "invalid"}
+
+    # Declarative automation: the new drop makes incremental_dataset due (the failed drop does not block it).
+    due = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    # One request for dataset -> challenger -> evaluation; the release waits for a later tick, once the
+    # evaluation's blocking checks (thresholds, beats_champion) have passed.
+    for name in ("incremental_dataset", "challenger_model", "challenger_evaluation"):
+        assert due.get_num_requested(dg.AssetKey(name)) == 1, name
+    assert due.get_num_requested(dg.AssetKey("challenger_run_manifest")) == 0
+    assert due.get_num_requested(dg.AssetKey("training_dataset")) == 0  # the embedded default is left alone
+
+    built = run_job("build", drops_recipe, instance=instance, selection=["incremental_dataset"])
+    assert built.success
+    version = metadata(built, "incremental_dataset")
+    assert version["rows_train"] + version["rows_validation"] + version["rows_test"] == 120
+    due = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=due.cursor)
+    assert due.get_num_requested(dg.AssetKey("incremental_dataset")) == 0  # handled: nothing new since
+
+    # Re-running the drop's partition reads nothing twice: the index answers, no rows are added.
+    again = run_job("ingest_drop", drops_recipe, instance=instance, partition="good.csv")
+    assert metadata(again, "raw_dataset")["reused"] is True
+    rebuilt = run_job("build", drops_recipe, instance=instance, selection=["incremental_dataset"])
+    assert rebuilt.success and not rebuilt.asset_materializations_for_node("incremental_dataset")
+
+
+@pytest.mark.slow
+def test_s3_sensor_and_drop_run_against_a_loopback_server(drops_recipe, tmp_path, moto, aws_env, prefix):
+    from tests.test_storage_s3 import BUCKET, admin_client  # noqa: I001
+
+    drops_recipe["data"]["drops"]["s3_prefix"] = f"s3://{BUCKET}/{prefix}/raw"
+    storage = S3StorageResource(endpoint_url=moto)
+    client = admin_client(moto)
+    frame = pd.read_csv(write_reviews_csv(tmp_path / "src.csv"))
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/raw/s3-drop.csv", Body=frame.iloc[:90].to_csv(index=False))
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/raw/readme.md", Body=b"# not data")
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/raw/sub/nested.csv", Body=b"review,sentiment\nx,pos\n")
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = _tick(raw_drops_s3_sensor, instance, drops_recipe, storage=storage)
+    assert _requested(first) == ["s3-drop.csv"]
+    assert json.loads(first.cursor)["handled"]["readme.md"].startswith("skipped:")
+    assert _requested(_tick(raw_drops_s3_sensor, instance, drops_recipe, cursor=first.cursor, storage=storage)) == []
+
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/raw/s3-drop-2.jsonl",
+                      Body=frame.iloc[90:150].to_json(orient="records", lines=True))
+    second = _tick(raw_drops_s3_sensor, instance, drops_recipe, cursor=first.cursor, storage=storage)
+    assert _requested(second) == ["s3-drop-2.jsonl"]
+
+    result = run_job("ingest_drop", drops_recipe, instance=instance, partition="s3-drop-2.jsonl", storage=storage)
+    meta = metadata(result, "raw_dataset")
+    assert meta["valid"] is True and meta["rows"] == 60 and meta["source"].startswith(f"s3://{BUCKET}/{prefix}/raw")
