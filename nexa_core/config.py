@@ -139,9 +139,9 @@ class DistillConfig(_Section):
     unlabelled_path: Optional[str] = None  # extra texts (file or folder, data.text_column) for the teacher to label
     top_k: int = Field(default=5, ge=1)  # logits kept per input
     batch_size: int = Field(default=64, ge=1)  # teacher inference
-    # auto: bf16 on a GPU, fp32 on CPU. int8 (CPU only) quantizes the teacher's Linear layers: ~1.5x faster
-    # labelling for ~1e-2 of logit noise. Each precision keeps its outputs under its own version.
-    teacher_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
+    # auto: bf16 autocast on a GPU, fp32 on CPU; fp32 on a GPU for bit-faithful logits. bf16 outputs are kept
+    # under their own version (<teacher>-bf16), so the two never mix in one folder.
+    teacher_precision: Literal["auto", "fp32", "bf16"] = "auto"
     chunk_size: int = Field(default=512, ge=1)  # rows per Parquet chunk: the unit of resume
     max_new_tokens: int = Field(default=64, ge=1)  # causal LM generation
     prompt_template: str = "{text}"  # causal LM: how an input text becomes the teacher's (and student's) prompt

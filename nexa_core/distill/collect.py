@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nexa_core.atomic import atomic_write_bytes
-from nexa_core.distill.precision import labels_version, prepare_model, resolve_precision
+from nexa_core.distill.precision import labels_version, resolve_precision
 from nexa_core.errors import NexaError
 
 CHUNK_RE = re.compile(r"^chunk-(\d+)-([0-9a-f]{8})\.parquet$")
@@ -228,8 +228,7 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
 
     All pending texts are tokenised in one fast-tokenizer call, sorted by token length and run in batches padded
     only to the longest row of each batch; on CPU (fp32) results match an unbatched forward to float rounding.
-    precision (see precision.py): auto is bf16 on a GPU and fp32 on CPU; int8 (CPU) trades ~1e-2 in the logits for
-    speed. Outputs of each precision carry their own version.
+    precision (see precision.py): auto is bf16 on a GPU and fp32 on CPU; bf16 outputs carry their own version.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -242,7 +241,7 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
         return _stats(0, skipped, 0, started, version, out_dir, precision)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = prepare_model(AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval(), precision)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
     k = min(top_k, model.config.num_labels)
     names = [n for n in tokenizer.model_input_names if n in ("input_ids", "token_type_ids", "attention_mask")]
     encoded = tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False,
@@ -299,7 +298,7 @@ def collect_generation(model_dir: str | Path, inputs: pd.DataFrame, out_dir: str
         return _stats(0, skipped, 0, started, version, out_dir, precision)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = prepare_model(AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval(), precision)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
     eos = model.generation_config.eos_token_id
     eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
     if not eos_ids and tokenizer.eos_token_id is not None:
