@@ -2,16 +2,16 @@
 
 import dagster as dg
 
-from nexa_dagster.assets import checks, data, distillation, evaluation, training
+from nexa_dagster.assets import checks, data, distillation, evaluation, infra, training
 from nexa_dagster.assets.evaluation import threshold_check
 from nexa_dagster.assets.release import release_assets
 from nexa_dagster.jobs import distillation_pipeline, training_pipeline
 from nexa_dagster.maintenance import maintenance, nightly_maintenance
 from nexa_dagster.partitions import TEACHER_INPUTS
-from nexa_dagster.resources import GPUTrainerResource, S3StorageResource, recipe_resource
+from nexa_dagster.resources import GPUTrainerResource, NVMLTelemetryResource, S3StorageResource, recipe_resource
 
 ASSETS = [
-    *dg.load_assets_from_modules([data, training, evaluation, distillation]),
+    *dg.load_assets_from_modules([data, training, evaluation, distillation, infra]),
     *release_assets("trained_model", "evaluation_report"),
     *release_assets("student_model", "student_evaluation", prefix="student_", partitions_def=TEACHER_INPUTS),
 ]
@@ -20,9 +20,10 @@ CHECKS = [*dg.load_asset_checks_from_modules([checks, evaluation]), threshold_ch
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[training_pipeline, distillation_pipeline, maintenance],
-    schedules=[nightly_maintenance],
-    resources={"nexa": recipe_resource(), "trainer": GPUTrainerResource(), "storage": S3StorageResource()},
+    jobs=[training_pipeline, distillation_pipeline, maintenance, infra.infra_report_job],
+    schedules=[nightly_maintenance, infra.daily_infra_report],
+    resources={"nexa": recipe_resource(), "trainer": GPUTrainerResource(), "storage": S3StorageResource(),
+               "telemetry": NVMLTelemetryResource()},
     # Steps form one chain, so separate processes would only add start-up cost (~7 s a run).
     executor=dg.in_process_executor,
 )

@@ -6,15 +6,17 @@ import dagster as dg
 
 from nexa_core.config import validate_config
 from nexa_dagster import definitions
-from nexa_dagster.resources import GPUTrainerResource, S3StorageResource
+from nexa_dagster.resources import GPUTrainerResource, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.resources.recipe import recipe_from_values
 
 
-def run_job(name: str, recipe: dict, instance=None, partition: str | None = None, storage=None):
+def run_job(name: str, recipe: dict, instance=None, partition: str | None = None, storage=None, telemetry=None,
+            trainer=None):
     defs = dg.Definitions(
         assets=definitions.ASSETS, asset_checks=definitions.CHECKS, jobs=definitions.defs.jobs,
         resources={"nexa": recipe_from_values(validate_config(recipe).model_dump(mode="json")),
-                   "trainer": GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource()},
+                   "trainer": trainer or GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource(),
+                   "telemetry": telemetry or NVMLTelemetryResource()},
     )
     return defs.resolve_job_def(name).execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(), partition_key=partition, raise_on_error=False)
