@@ -111,3 +111,27 @@ def test_git_absent_or_not_a_checkout_is_said(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no git executable anywhere
     info = git_commit(ROOT)
     assert info["commit"] is None and "git is not available" in info["note"]
+
+
+@pytest.mark.slow
+def test_nexa_train_files_telemetry_and_fingerprint_beside_the_run(recipe, tmp_path, capsys):
+    from tests.cli_helpers import write_recipe
+
+    path = write_recipe(recipe, tmp_path / "recipe.yaml")
+    assert main(["train", "--config", str(path), "--override", "telemetry.interval_s=0.2",
+                 "--override", "telemetry.price_per_gpu_hour=3.0"]) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text[text.index('{\n  "run_id"'):])
+    run_dir = tmp_path / "durable" / "runs" / out["run_id"]
+    train = json.loads((run_dir / "telemetry" / "train.json").read_text())
+    evaluate = json.loads((run_dir / "telemetry" / "evaluate.json").read_text())
+    assert train["stage"] == "train" and evaluate["stage"] == "evaluate" and train["interval_s"] == 0.2
+    assert train["samples"] >= 2 and len((run_dir / "telemetry" / "train.jsonl").read_text().splitlines()) == train["samples"]
+    assert train["price_per_gpu_hour"] == 3.0 and out["train_cost_usd"] == train["cost_usd"]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["environment_fingerprint"] == train["environment_fingerprint"]
+    assert json.loads((run_dir / "environment.json").read_text())["fingerprint"] == record["environment_fingerprint"]
+    if train["gpu_count"] == 0:  # this machine: the CPU path
+        assert train["source"] == "host" and out["train_cost_usd"] == 0 and train["cpu_util_mean_pct"] is not None
+    bad = main(["train", "--config", str(path), "--override", "telemetry.interval_s=0"])
+    assert bad == 2 and "telemetry.interval_s" in capsys.readouterr().err
