@@ -37,12 +37,19 @@ def cmd_train(args) -> None:
     dataset = s.prepare(cfg, layout)
     run_id, resuming = s.claim_run(cfg, dataset.version, layout, args.run_id)
     print(f"{'resuming' if resuming else 'starting'} run {run_id} on dataset {dataset.version}", flush=True)
-    result = s.train_run(cfg, dataset.path, run_id, layout)
-    report = s.evaluate_run(cfg, run_id, dataset.path, layout)
+    from nexa_core.telemetry import measure
+
+    telemetry_dir = layout.run_dir(run_id) / "telemetry"
+    with measure(cfg.telemetry, telemetry_dir, "train") as train_t:
+        result = s.train_run(cfg, dataset.path, run_id, layout)
+    with measure(cfg.telemetry, telemetry_dir, "evaluate"):
+        report = s.evaluate_run(cfg, run_id, dataset.path, layout)
     manifest = s.record_manifest(cfg, run_id, layout, dataset, report, result.train_metrics)
     s.mirror_run(layout, run_id)
     print(json.dumps({"run_id": run_id, "final": result.final_dir, "manifest": str(manifest),
-                      "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "loss": report["loss"]}, indent=2))
+                      "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "loss": report["loss"],
+                      "train_cost_usd": (train_t.summary or {}).get("cost_usd"),
+                      "train_gpu_hours": (train_t.summary or {}).get("gpu_hours")}, indent=2))
 
 
 def cmd_evaluate(args) -> None:
@@ -153,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archive", action="store_true", help="copy each candidate to durable storage (S3) first")
     p.set_defaults(fn=cmd_cleanup)
     from nexa_core.cli_distill import add_parser
+    from nexa_core.cli_telemetry import add_parsers as add_telemetry_parsers
 
     add_parser(sub, with_config)
+    add_telemetry_parsers(sub, with_config, _layout)
     return parser
 
 

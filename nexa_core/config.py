@@ -158,6 +158,15 @@ class DistillConfig(_Section):
         return value
 
 
+class TelemetryConfig(_Section):
+    """GPU/host telemetry while assets run, and the prices that turn it into a cost."""
+
+    enabled: bool = True  # off: no sampler thread, no telemetry files, no cost metadata
+    interval_s: float = Field(default=5.0, ge=0.05, le=3600)  # sampling period (the runbook's --telemetry-interval 5)
+    price_per_gpu_hour: float = Field(default=0.0, ge=0)  # $ per GPU-hour (on-demand or amortised rate); 0 = not set
+    price_per_kwh: float = Field(default=0.0, ge=0)  # $ per kWh of GPU energy, on top of the GPU-hour rate
+
+
 def _env_dir(var: str, default: str) -> str:
     return os.environ.get(var) or default
 
@@ -176,6 +185,7 @@ class NexaConfig(_Section):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     distill: DistillConfig = DistillConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     storage: StorageConfig = Field(default_factory=StorageConfig)  # read the env when loaded, not at import
 
     @field_validator("name")

@@ -31,9 +31,8 @@ def maintenance():
     apply_retention()
 
 
-# Issue 5 adds an `infra_report` asset: at merge, run it from this nightly schedule too (e.g. a
-# `define_asset_job("nightly_infra_report", selection=["infra_report"])` on the same cron, or fold both into one
-# asset job), so maintenance = retention + infra report, once a night.
+# Nightly maintenance is two runs: this op job (retention acts, it materializes nothing) and, a quarter of an hour
+# later, the `infra_report` asset (`nexa_dagster/assets/infra.py`, schedule `nightly_infra_report`).
 nightly_maintenance = dg.ScheduleDefinition(name="nightly_maintenance", job=maintenance, cron_schedule="0 3 * * *",
                                             execution_timezone="UTC",
                                             default_status=dg.DefaultScheduleStatus.RUNNING)

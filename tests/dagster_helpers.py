@@ -6,27 +6,29 @@ import dagster as dg
 
 from nexa_core.config import validate_config
 from nexa_dagster import definitions
-from nexa_dagster.resources import GPUTrainerResource, S3StorageResource
+from nexa_dagster.resources import GPUTrainerResource, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.resources.recipe import recipe_from_values
 
 
-def project_resources(recipe: dict, storage=None) -> dict:
+def project_resources(recipe: dict, storage=None, telemetry=None, trainer=None) -> dict:
     return {"nexa": recipe_from_values(validate_config(recipe).model_dump(mode="json")),
-            "trainer": GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource()}
+            "trainer": trainer or GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource(),
+            "telemetry": telemetry or NVMLTelemetryResource()}
 
 
-def project_defs(recipe: dict, storage=None, jobs=()) -> dg.Definitions:
+def project_defs(recipe: dict, storage=None, jobs=(), telemetry=None, trainer=None) -> dg.Definitions:
     """The project's assets, checks, jobs and sensors with the recipe (storage in tmp) and a CPU trainer."""
     return dg.Definitions(
         assets=definitions.ASSETS, asset_checks=definitions.CHECKS, jobs=[*definitions.defs.jobs, *jobs],
-        sensors=definitions.defs.sensors, resources=project_resources(recipe, storage),
+        sensors=definitions.defs.sensors, resources=project_resources(recipe, storage, telemetry, trainer),
     )
 
 
-def run_job(name: str, recipe: dict, instance=None, partition: str | None = None, storage=None, selection=None):
+def run_job(name: str, recipe: dict, instance=None, partition: str | None = None, storage=None, selection=None,
+            telemetry=None, trainer=None):
     """Execute a project job in-process (or, with `selection`, an ad-hoc job over those assets)."""
     jobs = [dg.define_asset_job(name, selection=selection)] if selection is not None else []
-    defs = project_defs(recipe, storage, jobs)
+    defs = project_defs(recipe, storage, jobs, telemetry, trainer)
     return defs.resolve_job_def(name).execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(), partition_key=partition, raise_on_error=False)
 

@@ -88,13 +88,22 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool, keep_co
     )
 
 
-def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callbacks, kd=None) -> NexaTrainer:
+def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callbacks, kd=None,
+                  throughput: bool = False) -> NexaTrainer:
+    """With `throughput`, samples/s, tokens/s, memory (and MFU on a known GPU) join each training log record."""
     def compute_metrics(prediction):
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         metrics = classification_metrics(np.asarray(logits), np.asarray(prediction.label_ids), label_names)
         return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
     trainer_cls, extra = (KDTrainer, {"alpha": kd[0], "temperature": kd[1]}) if kd else (NexaTrainer, {})
+    # Pad each batch to its own longest row (multiple of 8 for tensor cores), never to max_length.
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if args.use_cpu else 8)
+    if throughput:
+        from nexa_core.training.throughput import BatchCounter, ThroughputLog
+
+        collator = BatchCounter(collator)
+        callbacks = [ThroughputLog(collator), *callbacks]  # first: it adds to the record the JSONL log writes
     return trainer_cls(
         **extra,
         model=model,
@@ -102,8 +111,7 @@ def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callba
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
-        # Pad each batch to its own longest row (multiple of 8 for tensor cores), never to max_length.
-        data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if args.use_cpu else 8),
+        data_collator=collator,
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )

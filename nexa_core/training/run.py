@@ -69,7 +69,8 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"], init_from, pairs, kd),
-                      status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir))
+                      status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir),
+                      environment_fingerprint=record_environment(run_dir))
     last = last_complete_checkpoint(ckpt_dir)
     resume_step = int(last.name.rsplit("-", 1)[-1]) if last else 0
     if last:
@@ -81,7 +82,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         from nexa_core.storage.mirror import store_from_env
 
         callbacks.append(BestCheckpointMirror(store_from_env(layout), run_id))
-    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd)
+    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
 
     started = time.time()
     output = trainer.train(resume_from_checkpoint=str(last) if last else None)
@@ -107,6 +108,17 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     if main:
         update_record(run_dir, status="complete", train=result.to_dict())
     return result
+
+
+def record_environment(run_dir: Path) -> str:
+    """Write the environment this run trains in (`environment.json`) and return its fingerprint hash, so the
+    model traces back to its software and hardware; a resumed run keeps the hash of its latest attempt."""
+    from nexa_core.atomic import atomic_write_json
+    from nexa_core.telemetry.fingerprint import environment_report
+
+    report = environment_report()
+    atomic_write_json(Path(run_dir) / "environment.json", report)
+    return report["fingerprint"]
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> Path | None:

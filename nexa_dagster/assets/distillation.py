@@ -11,7 +11,7 @@ import dagster as dg
 
 from nexa_dagster.metadata import numbers
 from nexa_dagster.partitions import TEACHER_INPUTS
-from nexa_dagster.resources import NexaRecipe
+from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
 
 GROUP = "distillation"
 
@@ -22,13 +22,19 @@ def _dataset(value: dict) -> SimpleNamespace:
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
-def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict) -> dg.Output[dict]:
+def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
+                  training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    teacher = pipeline.teacher_model(nexa.core(), nexa.layout(), _dataset(training_dataset))
+    cfg, layout = nexa.core(), nexa.layout()
+    with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
+        teacher = pipeline.teacher_model(cfg, layout, _dataset(training_dataset))
+    if teacher["trained"]:
+        usage.save(layout.run_dir(teacher["run_id"]) / "telemetry")
     context.log.info(f"teacher {teacher['version']} at {teacher['path']} ({'trained' if teacher['trained'] else 'reused'})")
     return dg.Output(teacher, metadata={"teacher_version": teacher["version"], "path": str(teacher["path"]),
-                                        "run_id": str(teacher["run_id"]), "trained_now": teacher["trained"]})
+                                        "run_id": str(teacher["run_id"]), "trained_now": teacher["trained"],
+                                        **telemetry_metadata(usage.summary)})
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
@@ -44,15 +50,19 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, training
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
-def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teacher_model: dict,
-                    teacher_inputs: dict) -> dg.Output[dict]:
+def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
+                    teacher_model: dict, teacher_inputs: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    stats = pipeline.teacher_outputs(nexa.core(), nexa.layout(), teacher_model, context.partition_key)
+    cfg, layout, key = nexa.core(), nexa.layout(), context.partition_key
+    folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
+    with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage:
+        stats = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
     return dg.Output(stats, metadata={"outputs_path": dg.MetadataValue.path(stats["path"]),
                                       "teacher_version": stats["teacher_version"], "precision": stats["precision"],
                                       **numbers({k: stats[k] for k in ("computed", "skipped", "chunks_written",
-                                                                       "seconds", "inputs_per_second")})})
+                                                                       "seconds", "inputs_per_second")}),
+                                      **telemetry_metadata(usage.summary)})
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
@@ -68,23 +78,28 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teac
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
-def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict, teacher_model: dict,
-                  distillation_pairs: dict) -> dg.Output[dict]:
+def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
+                  training_dataset: dict, teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    student = pipeline.student_model(nexa.core(), nexa.layout(), _dataset(training_dataset), teacher_model,
-                                     distillation_pairs)
+    cfg, layout = nexa.core(), nexa.layout()
+    with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
+        student = pipeline.student_model(cfg, layout, _dataset(training_dataset), teacher_model, distillation_pairs)
+    usage.save(layout.run_dir(student["run_id"]) / "telemetry")
     return dg.Output(student, metadata={"run_id": student["run_id"], "final_dir": dg.MetadataValue.path(student["final_dir"]),
-                                        "global_step": student["global_step"], **numbers(student.get("train_metrics", {}))})
+                                        "global_step": student["global_step"], **numbers(student.get("train_metrics", {})),
+                                        **telemetry_metadata(usage.summary)})
 
 
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
           description="Student and teacher on the same test split: quality, agreement, size, measured latency.")
-def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict,
-                       teacher_model: dict, student_model: dict) -> dg.Output[dict]:
+def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
+                       training_dataset: dict, teacher_model: dict, student_model: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    report = pipeline.compare_models(nexa.core(), nexa.layout(), _dataset(training_dataset), teacher_model, student_model)
+    cfg, layout = nexa.core(), nexa.layout()
+    with telemetry.measure(cfg.telemetry, layout.run_dir(student_model["run_id"]) / "telemetry", "evaluate") as usage:
+        report = pipeline.compare_models(cfg, layout, _dataset(training_dataset), teacher_model, student_model)
     comparison = {k: v for k, v in report.items() if k != "student_report"}
     student = report["student_report"]
     from nexa_core.distill.compare import summary_line
@@ -92,4 +107,5 @@ def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trai
     context.log.info(summary_line(comparison))
     return dg.Output({**student, "comparison": comparison},
                      metadata={**numbers(comparison), **numbers(student),
-                               "metrics_path": dg.MetadataValue.path(student["metrics_path"])})
+                               "metrics_path": dg.MetadataValue.path(student["metrics_path"]),
+                               **telemetry_metadata(usage.summary)})

@@ -1,7 +1,9 @@
-"""Resources: the pipeline recipe, the GPU trainer and durable storage."""
+"""Resources: the pipeline recipe, the GPU trainer, NVML telemetry and durable storage."""
 
 from nexa_dagster.resources.recipe import NexaRecipe, recipe_resource
 from nexa_dagster.resources.storage import S3StorageResource
+from nexa_dagster.resources.telemetry import FakeNVMLTelemetryResource, NVMLTelemetryResource, telemetry_metadata
 from nexa_dagster.resources.trainer import GPUTrainerResource
 
-__all__ = ["GPUTrainerResource", "NexaRecipe", "S3StorageResource", "recipe_resource"]
+__all__ = ["FakeNVMLTelemetryResource", "GPUTrainerResource", "NVMLTelemetryResource", "NexaRecipe",
+           "S3StorageResource", "recipe_resource", "telemetry_metadata"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import create_model
 
-from nexa_core.config import (DataConfig, DistillConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TrainingConfig,
+from nexa_core.config import (DataConfig, DistillConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TelemetryConfig,
+                              TrainingConfig,
                               load_config, validate_config)
 from nexa_core.errors import NexaError
 from nexa_core.layout import Layout
@@ -21,11 +22,12 @@ from nexa_dagster.config_bridge import dagster_config_class
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = PROJECT_ROOT / "configs" / "default.yaml"
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
-            "evaluation": EvaluationConfig, "distill": DistillConfig, "storage": StorageConfig}
+            "evaluation": EvaluationConfig, "distill": DistillConfig, "telemetry": TelemetryConfig,
+            "storage": StorageConfig}
 
 
 class NexaRecipe(dg.ConfigurableResource):
-    """The run's NexaConfig (data, model, training, evaluation, storage)."""
+    """The run's NexaConfig (data, model, training, evaluation, distill, telemetry, storage)."""
 
     name: str
     data: dagster_config_class(DataConfig)
@@ -33,6 +35,7 @@ class NexaRecipe(dg.ConfigurableResource):
     training: dagster_config_class(TrainingConfig)
     evaluation: dagster_config_class(EvaluationConfig)
     distill: dagster_config_class(DistillConfig)
+    telemetry: dagster_config_class(TelemetryConfig)
     storage: dagster_config_class(StorageConfig)
 
     def core(self) -> NexaConfig:

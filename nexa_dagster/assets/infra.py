@@ -1,0 +1,44 @@
+"""`infra_report`: the environment fingerprint (`nexa summary`) as an asset, refreshed nightly right after the
+retention run (`nightly_maintenance`, 03:00 UTC), so the report lists the manifests that survived it.
+"""
+
+import dagster as dg
+
+from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource
+
+
+@dg.asset(group_name="infra", kinds={"json"},
+          description="Python/torch/CUDA/cuDNN/NCCL/transformers/dagster versions, allow-listed NCCL/OMP/tokenizer "
+                      "environment, GPUs, CPU and memory, git commit, manifests: runs/manifests/infra_report.json.")
+def infra_report(context: dg.AssetExecutionContext, nexa: NexaRecipe,
+                 telemetry: NVMLTelemetryResource) -> dg.MaterializeResult:
+    from nexa_core.telemetry.report import summary_lines, write_infra_report
+
+    path, report = write_infra_report(nexa.layout(), nvml=telemetry.nvml_module())
+    context.log.info("\n" + "\n".join(summary_lines(report)))  # the report is already free of secrets
+    packages = report["packages"]
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(report["fingerprint"]),  # unchanged environment, unchanged version
+        metadata={
+            "fingerprint": report["fingerprint"],
+            "path": dg.MetadataValue.path(str(path)),
+            "python": report["python"],
+            **{name: str(packages.get(name)) for name in ("torch", "transformers", "dagster")},
+            "cuda": str(report["cuda"]), "cudnn": str(report["cudnn"]), "nccl": str(report["nccl"]),
+            "gpu_count": dg.MetadataValue.int(report["gpu_count"]),
+            "gpus": dg.MetadataValue.json(report["gpus"]),
+            "cpu_count": dg.MetadataValue.int(report["host"]["cpu_count"] or 0),
+            "memory_total_mb": dg.MetadataValue.float(float(report["host"]["memory_total_mb"] or 0.0)),
+            "git_commit": str(report["git_commit"] or report["git"]["note"]),
+            "manifests": dg.MetadataValue.int(len(report["manifests"])),
+            "environment": dg.MetadataValue.json(report["environment"]),
+        },
+    )
+
+
+infra_report_job = dg.define_asset_job("infra_report_job", selection=[infra_report],
+                                       description="Refresh runs/manifests/infra_report.json.")
+
+nightly_infra_report = dg.ScheduleDefinition(name="nightly_infra_report", job=infra_report_job,
+                                             cron_schedule="15 3 * * *", execution_timezone="UTC",
+                                             default_status=dg.DefaultScheduleStatus.RUNNING)
