@@ -114,5 +114,13 @@ class TelemetrySampler:
             with self.series_path.open("a") as fh:
                 fh.writelines(json.dumps(s) + "\n" for s in pending)
 
+    def move_series(self, path: Path) -> None:
+        """Write the whole series to `path` from now on (the folder became known only after sampling began)."""
+        path = Path(path)
+        path.unlink(missing_ok=True)
+        with self._lock:
+            self.series_path, self._written = path, 0
+        self.flush()
+
     def processes(self) -> list[list[dict]]:
         return self.gpus.processes() if self.gpus else []

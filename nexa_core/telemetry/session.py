@@ -55,9 +55,9 @@ class Measurement:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         if self.sampler.series_path is None or self.sampler.series_path.parent != out_dir:
-            self.sampler.series_path, self.sampler._written = self._series(out_dir), 0
-            self.sampler.series_path.unlink(missing_ok=True)
-        self.sampler.flush()
+            self.sampler.move_series(self._series(out_dir))
+        else:
+            self.sampler.flush()
         fingerprint = _run_fingerprint(out_dir.parent)
         if fingerprint:  # a run's telemetry names the environment it ran in, like its run.json
             self.summary["environment_fingerprint"] = fingerprint
