@@ -35,7 +35,8 @@ def main() -> None:
     if teacher["trained"]:
         print("note: the teacher was trained just now (no earlier run found)")
     student = latest_student(layout, cfg.name)
-    c = {k: v for k, v in pipeline.compare_models(cfg, layout, dataset, teacher, student).items()
+    student["dataset"] = {"path": str(dataset.path)}  # the bench scores it on the recipe's own test split
+    c = {k: v for k, v in pipeline.compare_models(cfg, layout, teacher, student).items()
          if k != "student_report"}
     print(json.dumps(c, indent=2))
     print(f"teacher {teacher['path']}\nstudent {student['final_dir']}")

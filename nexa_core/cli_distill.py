@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from nexa_core.config import load_config
 from nexa_core.layout import Layout
@@ -30,12 +31,13 @@ def cmd_distill(args) -> None:
     if "student" in wanted:
         pairs = dp.read_json(layout.distill_dir / "distillation_pairs" / dp.labels_version(cfg, teacher) / version
                              / "pairs.json")
-        student = dp.student_model(cfg, layout, dataset, teacher, pairs)
+        student = dp.student_model(cfg, layout, teacher, pairs)
         out["student"] = {k: student[k] for k in ("run_id", "final_dir", "global_step")}
         if cfg.distill.kind == "classifier":
-            report = dp.compare_models(cfg, layout, dataset, teacher, student)
+            report = dp.compare_models(cfg, layout, teacher, student)
             out["comparison"] = {k: v for k, v in report.items() if k != "student_report"}
-            out["manifest"] = str(steps.record_manifest(cfg, student["run_id"], layout, dataset,
+            used = SimpleNamespace(**student["dataset"])  # the input set's dataset (a drop version for drops-*)
+            out["manifest"] = str(steps.record_manifest(cfg, student["run_id"], layout, used,
                                                         report["student_report"], student["train_metrics"]))
     print(json.dumps(out, indent=2, default=str))
 

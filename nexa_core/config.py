@@ -100,6 +100,9 @@ class PromotionConfig(_Section):
 
     metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
     min_improvement: float = Field(default=0.0, ge=0)  # strictly more than this (loss: lower by more than this)
+    # Which students must beat the champion to be deployed: "drops" (the automatic drop flow; a set you launch
+    # yourself, such as `make run`'s v1, is deployed when it meets the thresholds) or "all".
+    scope: Literal["drops", "all"] = "drops"
 
 
 class EvaluationConfig(_Section):

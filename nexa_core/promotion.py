@@ -41,17 +41,26 @@ def compare(challenger: dict, champion: Optional[dict], promotion: PromotionConf
     return {**decision, "champion_value": best, "improvement": improvement, "promote": promote, "reason": reason}
 
 
+def is_gated(cfg: NexaConfig, inputs_version: str) -> bool:
+    """Must this student beat the champion to be deployed? Drop input sets always; others if scope is "all"."""
+    from nexa_core.distill.pipeline import DROP_INPUTS
+
+    return cfg.evaluation.promotion.scope == "all" or inputs_version.startswith(DROP_INPUTS)
+
+
 def champion_vs_challenger(cfg: NexaConfig, layout: Layout, dataset_dir: Path, challenger: dict,
-                           challenger_run_id: str) -> dict:
+                           challenger_run_id: str, gated: bool = True) -> dict:
     """Score the deployed champion on the challenger's test split, decide, and write `promotion.json` beside
-    the challenger's run. Returns the decision with both run ids, the dataset version and the split size."""
+    the challenger's run. Returns the decision with both run ids, the dataset version, the split size and
+    `gated` (False: recorded for information, deployment does not wait on it)."""
     from nexa_core import deploy
     from nexa_core.evaluation import evaluate_model
 
     champion_id = deploy.current_release(layout)
     out_dir = layout.run_dir(challenger_run_id)
     context = {"challenger_run_id": challenger_run_id, "champion_run_id": champion_id, "split": "test",
-               "dataset_version": challenger.get("dataset_version"), "num_examples": challenger.get("num_examples")}
+               "dataset_version": challenger.get("dataset_version"), "num_examples": challenger.get("num_examples"),
+               "gated": gated}
     if champion_id is None:
         decision = compare(challenger, None, cfg.evaluation.promotion)
     elif champion_id == challenger_run_id:

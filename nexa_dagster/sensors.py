@@ -1,10 +1,14 @@
 """Drop sensors: a new file in the raw-data folder or under the S3 prefix becomes a `raw_drops` partition and a
-run of `ingest_drop` for it; the rest follows by declarative automation (`drops_automation`).
+run of `ingest_drop` for it; the rest follows (see below).
 
 The cursor (JSON) remembers every file name already handled - registered or skipped - with its fingerprint, so
 a restarted daemon requests nothing twice; names already registered as partitions are skipped too, in case a
 cursor is lost. A file that cannot be a drop (bad name, unsupported format, empty) is logged once with the
 reason and never retried; a file changed under a handled name is logged once and never reprocessed.
+
+Downstream, `drops_automation` builds the next `incremental_dataset` version, and `drop_dataset_sensor` turns each
+new version into teacher-input set `drops-<version>` and a `distillation_pipeline` run for it (cursor: the last
+materialization handled; run key: the set's name).
 """
 
 import json
@@ -12,7 +16,8 @@ import json
 import dagster as dg
 
 from nexa_dagster.assets.drops import drop_sources, raw_dataset
-from nexa_dagster.partitions import RAW_DROPS
+from nexa_dagster.jobs import distillation_pipeline
+from nexa_dagster.partitions import RAW_DROPS, TEACHER_INPUTS
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 ingest_drop_job = dg.define_asset_job("ingest_drop", selection=[raw_dataset], partitions_def=RAW_DROPS,
@@ -76,7 +81,30 @@ def raw_drops_s3_sensor(context: dg.SensorEvaluationContext, nexa: NexaRecipe, s
 
 
 drops_automation = dg.AutomationConditionSensorDefinition(
-    "drops_automation", target=dg.AssetSelection.groups("drops") | dg.AssetSelection.assets("challenger_run_manifest", "challenger_model_package", "challenger_deployed_model",
-                               "challenger_run_mirror"),
+    "drops_automation", target=dg.AssetSelection.groups("drops"),
     default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-    description="Declarative automation of the drop flow: dataset -> challenger -> evaluation -> gated release.")
+    description="Declarative automation of the drop flow: a valid new drop makes incremental_dataset due.")
+
+
+@dg.sensor(job=distillation_pipeline, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="A new incremental_dataset version becomes teacher-input set drops-<version> and a "
+                       "distillation_pipeline run: teacher outputs, pairs, student, evaluation, gated release.")
+def drop_dataset_sensor(context: dg.SensorEvaluationContext):
+    from nexa_core.distill.pipeline import drop_inputs_name
+
+    after = int(context.cursor) if context.cursor else None
+    # Only the newest version: it already holds every earlier drop, so one student per tick is enough.
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("incremental_dataset"), after_storage_id=after),
+        ascending=False, limit=1).records
+    if not records:
+        return dg.SkipReason("no new incremental_dataset version")
+    record = records[0]
+    version = record.asset_materialization.metadata["dataset_version"].value
+    key = drop_inputs_name(version)
+    context.log.info(f"dataset version {version}: distilling a student on input set {key}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=key, partition_key=key, tags={"nexa/dataset_version": version})],
+        dynamic_partitions_requests=[TEACHER_INPUTS.build_add_request([key])],
+        cursor=str(record.storage_id),
+    )

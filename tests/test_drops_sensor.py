@@ -12,9 +12,9 @@ import pytest
 from nexa_core.data.incremental import drop_names
 from nexa_core.layout import Layout
 from nexa_core.config import validate_config
-from nexa_dagster.partitions import RAW_DROPS
+from nexa_dagster.partitions import RAW_DROPS, TEACHER_INPUTS
 from nexa_dagster.resources import S3StorageResource
-from nexa_dagster.sensors import raw_drops_folder_sensor, raw_drops_s3_sensor
+from nexa_dagster.sensors import drop_dataset_sensor, raw_drops_folder_sensor, raw_drops_s3_sensor
 from tests.dagster_helpers import metadata, project_defs, project_resources, run_job
 from tests.test_storage_s3 import aws_env, moto, prefix  # noqa: F401 - the loopback S3 fixtures
 from tests.tiny import write_reviews_csv
@@ -122,12 +122,10 @@ def test_drop_run_processes_valid_and_reports_malformed_drops_then_automation_fo
 
     # Declarative automation: the new drop makes incremental_dataset due (the failed drop does not block it).
     due = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    # One request for dataset -> challenger -> evaluation; the release waits for a later tick, once the
-    # evaluation's blocking checks (thresholds, beats_champion) have passed.
-    for name in ("incremental_dataset", "challenger_model", "challenger_evaluation"):
-        assert due.get_num_requested(dg.AssetKey(name)) == 1, name
-    assert due.get_num_requested(dg.AssetKey("challenger_run_manifest")) == 0
-    assert due.get_num_requested(dg.AssetKey("training_dataset")) == 0  # the embedded default is left alone
+    assert due.get_num_requested(dg.AssetKey("incremental_dataset")) == 1
+    for name in ("training_dataset", "teacher_inputs", "student_model"):  # the sensor below takes it from here
+        assert due.get_num_requested(dg.AssetKey(name)) == 0, name
+    assert _tick(drop_dataset_sensor, instance, drops_recipe).skip_message.startswith("no new incremental_dataset")
 
     built = run_job("build", drops_recipe, instance=instance, selection=["incremental_dataset"])
     assert built.success
@@ -135,6 +133,16 @@ def test_drop_run_processes_valid_and_reports_malformed_drops_then_automation_fo
     assert version["rows_train"] + version["rows_validation"] + version["rows_test"] == 120
     due = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=due.cursor)
     assert due.get_num_requested(dg.AssetKey("incremental_dataset")) == 0  # handled: nothing new since
+
+    # The new version becomes teacher-input set drops-<version> and one distillation_pipeline run for it.
+    handed = _tick(drop_dataset_sensor, instance, drops_recipe)
+    key = f"drops-{version['dataset_version']}"
+    [request] = handed.run_requests
+    assert (request.partition_key, request.run_key, request.job_name) == (key, key, None)
+    assert drop_dataset_sensor.job_name == "distillation_pipeline"
+    assert instance.get_dynamic_partitions(TEACHER_INPUTS.name) == [key]
+    again = _tick(drop_dataset_sensor, instance, drops_recipe, cursor=handed.cursor)  # a restart resumes here
+    assert isinstance(again, dg.SkipReason)
 
     # Re-running the drop's partition reads nothing twice: the index answers, no rows are added.
     again = run_job("ingest_drop", drops_recipe, instance=instance, partition="good.csv")

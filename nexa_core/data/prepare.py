@@ -79,6 +79,19 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
     return PreparedDataset(version, final, labels, counts, drop_counts, source, len(raw), reused)
 
 
+def load_prepared(folder: str | os.PathLike, field: str = "dataset") -> PreparedDataset:
+    """A stored version folder (from `prepare_dataset` or the drop flow's `build_version`) as a PreparedDataset."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise NexaError(f"{field}: no prepared dataset version at {folder} (missing or unreadable {META}); "
+                        "prepare it first (training_dataset, or incremental_dataset for drops)") from None
+    return PreparedDataset(meta["version"], folder, list(meta["labels"]), dict(meta["counts"]),
+                           dict(meta.get("drop_counts", {})), str(meta.get("source", "")),
+                           int(meta.get("num_raw_rows", 0)), reused=True)
+
+
 def content_version(splits: dict[str, pd.DataFrame], labels: list[str]) -> str:
     """First 16 hex chars of sha256 over the labels and every split's rows in order (JSON lines: unambiguous)."""
     digest = hashlib.sha256()

@@ -60,13 +60,45 @@ def _materialize_pinned(location: str, layout: Layout) -> str:
     return str(target)
 
 
+# Input sets named `drops-<dataset version>` are built from that stored dataset version (the drop flow's
+# `incremental_dataset`; a sensor registers one per new version); any other name from the training dataset.
+DROP_INPUTS = "drops-"
+
+
+def drop_inputs_name(dataset_version: str) -> str:
+    return f"{DROP_INPUTS}{dataset_version}"
+
+
+def inputs_dataset(layout: Layout, version: str, default):
+    """The prepared dataset input set `version` is built from: `default` unless it is a drop input set."""
+    from nexa_core.data.prepare import load_prepared
+    from nexa_core.distill.inputs import validate_name
+
+    if not validate_name(version).startswith(DROP_INPUTS):
+        return default
+    return load_prepared(layout.datasets_dir / version[len(DROP_INPUTS):], f"teacher_inputs {version!r}")
+
+
+def inputs_source(layout: Layout, version: str):
+    """The prepared dataset an existing input set was built from (its labels, validation and test splits)."""
+    from nexa_core.data.prepare import load_prepared
+    from nexa_core.distill.inputs import INPUTS_META, inputs_dir
+
+    meta = read_json(inputs_dir(layout.distill_dir, version) / INPUTS_META)
+    stored = layout.datasets_dir / meta["source_dataset_version"]
+    # The version folder under today's storage root; the recorded absolute path if the root was not moved.
+    return load_prepared(stored if stored.is_dir() else meta["source_dataset_path"], f"teacher_inputs {version!r}")
+
+
 def teacher_inputs(cfg: NexaConfig, layout: Layout, dataset, version: str | None = None,
                    extra_texts: pd.DataFrame | None = None) -> dict:
     from nexa_core.distill.inputs import build_teacher_inputs
 
+    version = version or cfg.distill.inputs_version
+    dataset = inputs_dataset(layout, version, dataset)
     if extra_texts is None and cfg.distill.unlabelled_path:
         extra_texts = _unlabelled_texts(cfg)
-    return build_teacher_inputs(dataset.path, layout.distill_dir, version or cfg.distill.inputs_version, extra_texts)
+    return build_teacher_inputs(dataset.path, layout.distill_dir, version, extra_texts)
 
 
 def _unlabelled_texts(cfg: NexaConfig) -> pd.DataFrame:
@@ -140,11 +172,16 @@ def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, ve
     return info
 
 
-def student_model(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, pairs: dict) -> dict:
-    """Initialise the student from the teacher's layers and train it on the pairs with the KD loss."""
+def student_model(cfg: NexaConfig, layout: Layout, teacher: dict, pairs: dict) -> dict:
+    """Initialise the student from the teacher's layers and train it on the pairs with the KD loss.
+
+    The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
     from nexa_core.distill.student import make_student
 
     d = cfg.distill
+    dataset = inputs_source(layout, pairs["inputs_version"])
+    used = {"version": dataset.version, "path": str(dataset.path), "source": dataset.source,
+            "labels": dataset.labels, "counts": dataset.counts}
     init = layout.scratch / "students" / f"{teacher['version']}-L{d.student_layers}"
     if not (init / "config.json").is_file():
         make_student(teacher["path"], init, d.student_layers, causal_lm=d.kind == "causal_lm")
@@ -154,19 +191,22 @@ def student_model(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, pairs
         run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                                     init_from=str(init), pairs=pairs["path"], kd=None)
         result = train_causal_student(cfg, Path(pairs["path"]), init, layout.run_dir(run_id))
-        return {"run_id": run_id, **result}
+        return {"run_id": run_id, **result, "dataset": used}
     kd = (d.alpha, d.temperature)
     run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                                 init_from=str(init), pairs=pairs["path"], kd=kd)
     result = steps.train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd)
     return {"run_id": run_id, "final_dir": result.final_dir, "global_step": result.global_step,
-            "train_metrics": result.train_metrics}
+            "train_metrics": result.train_metrics, "dataset": used}
 
 
-def compare_models(cfg: NexaConfig, layout: Layout, dataset, teacher: dict, student: dict) -> dict:
-    """Teacher and student on the same test split: quality, agreement, size and measured latency."""
+def compare_models(cfg: NexaConfig, layout: Layout, teacher: dict, student: dict) -> dict:
+    """Teacher and student on the same test split (the student's dataset): quality, agreement, size, latency."""
+    from types import SimpleNamespace
+
     from nexa_core.distill.compare import side_by_side, side_by_side_generation
 
+    dataset = SimpleNamespace(**student["dataset"])
     if cfg.distill.kind == "causal_lm":
         return side_by_side_generation(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
                                        layout.run_dir(student["run_id"]), template=cfg.distill.prompt_template,

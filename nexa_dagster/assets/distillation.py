@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import dagster as dg
 
 from nexa_dagster.metadata import numbers
+from nexa_dagster.assets.promotion import decide_promotion, promotion_metadata
 from nexa_dagster.partitions import TEACHER_INPUTS
 from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
 
@@ -37,14 +38,17 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry
                                         **telemetry_metadata(usage.summary)})
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
-          description="A versioned, immutable set of texts for the teacher (the partition key is the version).")
+# `incremental_dataset` is a lineage dependency only: partitions named drops-<version> read that stored version.
+@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS, deps=["incremental_dataset"],
+          description="A versioned, immutable set of texts for the teacher (the partition key is the version): "
+                      "from training_dataset, or for drops-<version> from that drop dataset version.")
 def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
     info = pipeline.teacher_inputs(nexa.core(), nexa.layout(), _dataset(training_dataset), context.partition_key)
     return dg.Output({"version": info["version"], "path": info["path"]},
                      metadata={"inputs_path": dg.MetadataValue.path(info["path"]), "reused": info["reused"],
+                               "dataset_version": info["source_dataset_version"],
                                **{f"rows_{k}": v for k, v in info["counts"].items()}})
 
 
@@ -79,33 +83,38 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teac
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  training_dataset: dict, teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
+                  teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
     cfg, layout = nexa.core(), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
-        student = pipeline.student_model(cfg, layout, _dataset(training_dataset), teacher_model, distillation_pairs)
+        student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs)
     usage.save(layout.run_dir(student["run_id"]) / "telemetry")
     return dg.Output(student, metadata={"run_id": student["run_id"], "final_dir": dg.MetadataValue.path(student["final_dir"]),
+                                        "dataset_version": student["dataset"]["version"],
                                         "global_step": student["global_step"], **numbers(student.get("train_metrics", {})),
                                         **telemetry_metadata(usage.summary)})
 
 
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
-          description="Student and teacher on the same test split: quality, agreement, size, measured latency.")
+          description="Student and teacher on the student's test split (quality, agreement, size, latency), and "
+                      "the deployed champion on the same split (the promotion decision).")
 def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                       training_dataset: dict, teacher_model: dict, student_model: dict) -> dg.Output[dict]:
+                       teacher_model: dict, student_model: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
+    from nexa_core.distill.compare import summary_line
 
     cfg, layout = nexa.core(), nexa.layout()
     with telemetry.measure(cfg.telemetry, layout.run_dir(student_model["run_id"]) / "telemetry", "evaluate") as usage:
-        report = pipeline.compare_models(cfg, layout, _dataset(training_dataset), teacher_model, student_model)
+        report = pipeline.compare_models(cfg, layout, teacher_model, student_model)
     comparison = {k: v for k, v in report.items() if k != "student_report"}
     student = report["student_report"]
-    from nexa_core.distill.compare import summary_line
-
     context.log.info(summary_line(comparison))
+    promotion = {}
+    if cfg.distill.kind == "classifier":
+        student["promotion"] = decide_promotion(context, cfg, layout, student, student_model)
+        promotion = promotion_metadata(student["promotion"])
     return dg.Output({**student, "comparison": comparison},
-                     metadata={**numbers(comparison), **numbers(student),
+                     metadata={**numbers(comparison), **numbers(student), **promotion,
                                "metrics_path": dg.MetadataValue.path(student["metrics_path"]),
                                **telemetry_metadata(usage.summary)})

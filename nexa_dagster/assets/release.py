@@ -14,17 +14,16 @@ from nexa_core import steps
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 
-def release_assets(model: str, report: str, prefix: str = "", partitions_def=None, dataset: str = "training_dataset",
-                   automation_condition=None) -> list[dg.AssetsDefinition]:
-    common = {"group_name": "release", "partitions_def": partitions_def, "automation_condition": automation_condition}
+def release_assets(model: str, report: str, prefix: str = "", partitions_def=None) -> list[dg.AssetsDefinition]:
+    """The model's output names the dataset it was trained and tested on (`model["dataset"]`)."""
+    common = {"group_name": "release", "partitions_def": partitions_def}
     manifest_name, package_name, deployed_name = f"{prefix}run_manifest", f"{prefix}model_package", f"{prefix}deployed_model"
 
     @dg.asset(name=manifest_name, kinds={"json"}, description="runs/manifests/<run_id>.json (NexaRunManifest).",
-              ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report), "dataset": dg.AssetIn(dataset)},
-              **common)
-    def run_manifest(nexa: NexaRecipe, model: dict, report: dict, dataset: dict) -> dg.Output[dict]:
-        path = steps.record_manifest(nexa.core(), model["run_id"], nexa.layout(), SimpleNamespace(**dataset), report,
-                                     model["train_metrics"])
+              ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report)}, **common)
+    def run_manifest(nexa: NexaRecipe, model: dict, report: dict) -> dg.Output[dict]:
+        path = steps.record_manifest(nexa.core(), model["run_id"], nexa.layout(), SimpleNamespace(**model["dataset"]),
+                                     report, model["train_metrics"])
         manifest = json.loads(path.read_text())
         return dg.Output({"run_id": manifest["run_id"], "path": str(path)},
                          metadata={"manifest_path": dg.MetadataValue.path(str(path)),
@@ -50,12 +49,13 @@ def release_assets(model: str, report: str, prefix: str = "", partitions_def=Non
 
         layout = nexa.layout()
         previous = deploy.current_release(layout)
-        # A champion/challenger run (the drop flow) was compared with the model deployed at evaluation time;
-        # if another line deployed since, that comparison no longer holds.
+        # A gated student (the drop flow) was compared with the model deployed at evaluation time; if another
+        # run deployed since, that comparison no longer holds. Ungated decisions are only recorded.
         decision = read_decision(layout, package["run_id"])
-        if decision and not decision["promote"]:
+        gated = bool(decision and decision.get("gated", True))
+        if gated and not decision["promote"]:
             raise dg.Failure(description=f"{package['run_id']} lost to the champion ({decision['reason']}); not deployed")
-        if decision and decision["champion_run_id"] not in (previous, package["run_id"]):
+        if gated and decision["champion_run_id"] not in (previous, package["run_id"]):
             raise dg.Failure(description=f"the deployed model changed from {decision['champion_run_id']} to {previous} "
                                          f"since {package['run_id']} was compared with it; re-materialize its evaluation")
         path = steps.deploy_run(layout, package["run_id"])

@@ -20,7 +20,7 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
         result = trainer.train(cfg, Path(training_dataset["path"]), run_id, layout)
     curve = loss_curve(result.log_path, Path(result.run_dir) / "loss_curve.png")
     value = {"run_id": run_id, "run_dir": result.run_dir, "final_dir": result.final_dir,
-             "train_metrics": result.train_metrics}
+             "train_metrics": result.train_metrics, "dataset": training_dataset}  # the manifest records it
     metadata = {
         "run_id": run_id,
         "run_dir": dg.MetadataValue.path(result.run_dir),
