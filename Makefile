@@ -44,6 +44,8 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 dev: setup
+	# Create the instance's SQLite tables first: the webserver, daemon and code server would race to create them.
+	$(VENV)/bin/dagster instance migrate >/dev/null
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 
 clean:

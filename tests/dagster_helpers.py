@@ -36,3 +36,15 @@ def run_job(name: str, recipe: dict, instance=None, partition: str | None = None
 def metadata(result, asset: str) -> dict:
     [mat] = result.asset_materializations_for_node(asset)
     return {k: v.value for k, v in mat.metadata.items()}
+
+
+def tick_sensor(sensor, instance, recipe: dict, cursor: str | None = None, storage=None):
+    """One sensor evaluation as the daemon does it; the partitions it asks for are added like the daemon does."""
+    resources = project_resources(recipe, storage)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={k: resources[k] for k in ("nexa", "storage")})
+    result = sensor(context)
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result

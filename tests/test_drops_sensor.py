@@ -15,21 +15,12 @@ from nexa_core.config import validate_config
 from nexa_dagster.partitions import RAW_DROPS, TEACHER_INPUTS
 from nexa_dagster.resources import S3StorageResource
 from nexa_dagster.sensors import drop_dataset_sensor, raw_drops_folder_sensor, raw_drops_s3_sensor
-from tests.dagster_helpers import metadata, project_defs, project_resources, run_job
+from tests.dagster_helpers import metadata, project_defs, run_job, tick_sensor
 from tests.test_storage_s3 import aws_env, moto, prefix  # noqa: F401 - the loopback S3 fixtures
 from tests.tiny import write_reviews_csv
 
 
-def _tick(sensor, instance, recipe, cursor=None, storage=None):
-    """One sensor evaluation as the daemon does it; the partitions it asks for are added like the daemon does."""
-    resources = project_resources(recipe, storage)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources={k: resources[k] for k in ("nexa", "storage")})
-    result = sensor(context)
-    if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
+_tick = tick_sensor
 
 
 def _requested(result) -> list[str]:

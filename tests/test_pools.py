@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,17 +13,18 @@ import yaml
 
 from nexa_dagster.definitions import defs
 from tests.cli_helpers import ROOT
+from tests.process_helpers import instance_home
 
 pytestmark = pytest.mark.slow
 
 
 def _two_runs(tmp_path: Path, name: str, limit: int | None) -> list[tuple[float, float]]:
     home = tmp_path / name
-    home.mkdir()
-    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    instance_home(home, ROOT / "dagster.yaml")  # with its tables: the two runs would race to create them
     if limit is not None:
+        config = yaml.safe_load((home / "dagster.yaml").read_text())
         config["concurrency"]["pools"]["default_limit"] = limit
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     times = home / "times.txt"
     env = {**os.environ, "DAGSTER_HOME": str(home), "NEXA_TEST_TIMES": str(times), "PYTHONPATH": str(ROOT)}
     dagster = Path(sys.executable).parent / "dagster"

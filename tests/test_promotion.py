@@ -1,8 +1,9 @@
-"""Champion/challenger promotion: the core decision, and the drop flow end to end with tiny models (a worse
-challenger is not deployed, a better one is)."""
+"""Champion/challenger promotion: the core decision, and the drop flow end to end with tiny models, driven by
+its real sensors (a worse student is not deployed, a better one is)."""
 
 from __future__ import annotations
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -11,11 +12,9 @@ from nexa_core.config import PromotionConfig, validate_config
 from nexa_core.errors import NexaError
 from nexa_core.layout import Layout
 from nexa_core.promotion import compare
-from tests.dagster_helpers import metadata, run_job
+from nexa_dagster.sensors import drop_dataset_sensor, raw_drops_folder_sensor
+from tests.dagster_helpers import metadata, run_job, tick_sensor
 from tests.tiny import write_reviews_csv
-
-FLOW = ["incremental_dataset", "challenger_model", "challenger_evaluation", "challenger_run_manifest",
-        "challenger_model_package", "challenger_deployed_model"]
 
 
 def test_compare_needs_a_strict_improvement_above_the_margin():
@@ -36,63 +35,117 @@ def test_compare_needs_a_strict_improvement_above_the_margin():
         compare({"macro_f1": 0.9}, {"accuracy": 0.5}, acc)
 
 
-def _drop(recipe, tmp_path, name, rows, seed):
+def _drop(tmp_path, name, rows, seed):
     frame = pd.read_csv(write_reviews_csv(tmp_path / f"src-{seed}.csv", rows=rows, seed=seed))
     frame["review"] = frame["review"] + f" d{seed}"  # new texts: not duplicates of earlier drops
     frame.to_csv(tmp_path / "raw" / name, index=False)
 
 
-def _flow(recipe, instance, tmp_path, name, seed, **training):
-    _drop(recipe, tmp_path, name, rows=240, seed=seed)
-    instance.add_dynamic_partitions("raw_drops", [name])
-    assert run_job("ingest_drop", recipe, instance=instance, partition=name).success
-    step = {**recipe, "training": {**recipe["training"], **training}}
-    return run_job("drop_flow", step, instance=instance, selection=FLOW)
+class Flow:
+    """The drop flow as the daemon drives it: folder sensor -> ingest_drop run -> incremental_dataset (what
+    drops_automation requests) -> drop_dataset_sensor -> distillation_pipeline run for drops-<version>."""
+
+    def __init__(self, recipe, tmp_path):
+        self.recipe, self.tmp_path, self.instance = recipe, tmp_path, dg.DagsterInstance.ephemeral()
+        self.cursors = {"folder": None, "dataset": None}
+
+    def drop(self, name: str, seed: int, **training):
+        _drop(self.tmp_path, name, rows=240, seed=seed)
+        tick = tick_sensor(raw_drops_folder_sensor, self.instance, self.recipe, self.cursors["folder"])
+        self.cursors["folder"] = tick.cursor
+        [request] = tick.run_requests
+        assert request.partition_key == name
+        assert run_job("ingest_drop", self.recipe, instance=self.instance, partition=name).success
+        built = run_job("build", self.recipe, instance=self.instance, selection=["incremental_dataset"])
+        assert built.success
+        tick = tick_sensor(drop_dataset_sensor, self.instance, self.recipe, self.cursors["dataset"])
+        self.cursors["dataset"] = tick.cursor
+        [request] = tick.run_requests
+        version = metadata(built, "incremental_dataset")["dataset_version"]
+        assert request.partition_key == f"drops-{version}"
+        step = {**self.recipe, "training": {**self.recipe["training"], **training}}
+        return run_job("distillation_pipeline", step, instance=self.instance, partition=request.partition_key)
 
 
 @pytest.mark.slow
-def test_a_worse_challenger_is_not_deployed_and_a_better_one_is(recipe, tmp_path):
-    import dagster as dg
-
+def test_a_drop_flows_to_a_student_deployed_only_when_it_beats_the_champion(recipe, tmp_path):
     (tmp_path / "raw").mkdir()
     recipe["data"]["drops"] = {"folder": str(tmp_path / "raw")}
+    recipe["distill"] = {"student_layers": 1, "top_k": 2}
     recipe["evaluation"]["thresholds"] = {"accuracy": 0.0}  # isolate the champion/challenger gate
     recipe["evaluation"]["promotion"] = {"metric": "accuracy", "min_improvement": 0.0}
     layout = Layout.from_storage(validate_config(recipe).storage)
-    instance = dg.DagsterInstance.ephemeral()
+    flow = Flow(recipe, tmp_path)
     weak = {"max_steps": 1, "optimizer": {"lr": 1e-6}}  # one tiny step: about chance accuracy
 
-    # 1. Nothing deployed: the first (weak) challenger becomes the champion.
-    first = _flow(recipe, instance, tmp_path, "drop-1.csv", seed=1, **weak)
-    assert first.success
-    champion = metadata(first, "challenger_deployed_model")["run_id"]
-    assert deploy.current_release(layout) == champion
-    weak_accuracy = metadata(first, "challenger_evaluation")["accuracy"]
+    # 0. The teacher, fine-tuned once on the base data and pinned: students train differently, it stays put.
+    trained = run_job("teacher", recipe, instance=flow.instance, selection=["training_dataset", "teacher_model"])
+    teacher = metadata(trained, "teacher_model")
+    assert teacher["trained_now"] is True
+    recipe["distill"]["teacher"] = str(layout.run_dir(teacher["run_id"]) / "final")
 
-    # 2. A well-trained challenger beats it on the same (new) test split: promoted, comparison recorded.
-    second = _flow(recipe, instance, tmp_path, "drop-2.csv", seed=2)
+    # 1. Nothing deployed: the first (weak) student becomes the champion.
+    first = flow.drop("drop-1.csv", seed=1, **weak)
+    assert first.success
+    assert metadata(first, "teacher_model")["teacher_version"] == teacher["teacher_version"]
+    inputs = metadata(first, "teacher_inputs")
+    assert inputs["dataset_version"] == metadata(first, "student_model")["dataset_version"]
+    champion = metadata(first, "student_deployed_model")["run_id"]
+    assert deploy.current_release(layout) == champion
+    manifest = metadata(first, "student_run_manifest")["manifest"]
+    assert manifest["version"] == inputs["dataset_version"] and manifest["dataset"].startswith("drops:")
+
+    # 2. A second drop: only its rows reach the teacher; a well-trained student beats the champion on the same
+    # (new) test split and is promoted, with the comparison recorded.
+    second = flow.drop("drop-2.csv", seed=2)
     assert second.success
-    evaluation = metadata(second, "challenger_evaluation")
+    outputs = metadata(second, "teacher_outputs")
+    assert outputs["skipped"] == metadata(first, "teacher_outputs")["computed"] and outputs["computed"] > 0
+    evaluation = metadata(second, "student_evaluation")
     decision = evaluation["promotion"]
-    assert decision["champion_run_id"] == champion and decision["promote"] is True
+    assert decision["champion_run_id"] == champion and decision["promote"] is True and decision["gated"] is True
     assert decision["challenger_value"] == evaluation["accuracy"] > decision["champion_value"]
-    deployed = metadata(second, "challenger_deployed_model")
+    deployed = metadata(second, "student_deployed_model")
     assert deployed["previous_run_id"] == champion and deployed["promotion"]["promote"] is True
     better = deployed["run_id"]
     assert deploy.current_release(layout) == better != champion
     checks = {e.check_name: e.passed for e in second.get_asset_check_evaluations()}
     assert checks["beats_champion"] is True and checks["meets_thresholds"] is True
 
-    # 3. A weak challenger after that loses on the same test split: blocked by the check, nothing deployed.
-    third = _flow(recipe, instance, tmp_path, "drop-3.csv", seed=3, **weak)
-    evaluation = metadata(third, "challenger_evaluation")
+    # 3. A weak student after that loses on the same test split: blocked by the check, nothing deployed.
+    third = flow.drop("drop-3.csv", seed=3, **weak)
+    assert not third.success
+    evaluation = metadata(third, "student_evaluation")
     decision = evaluation["promotion"]
     assert decision["champion_run_id"] == better and decision["promote"] is False
     assert decision["challenger_value"] < decision["champion_value"]
     assert decision["num_examples"] == evaluation["num_examples"]  # both scored on the same test rows
-    checks = {e: c for e, c in ((e.check_name, e) for e in third.get_asset_check_evaluations())}
-    assert checks["beats_champion"].passed is False
+    [check] = [e for e in third.get_asset_check_evaluations() if e.check_name == "beats_champion"]
+    assert check.passed is False
     materialized = {e.asset_key.path[-1] for e in third.get_asset_materialization_events()}
-    assert not materialized & {"challenger_model_package", "challenger_deployed_model"}
+    assert not materialized & {"student_model_package", "student_deployed_model"}
     assert deploy.current_release(layout) == better
-    assert weak_accuracy < decision["champion_value"]
+
+    # 4. A set launched by hand (not a drop) that loses is not gated by default: the loss is a warning on the
+    # check and it deploys, as `make run` always has; evaluation.promotion.scope "all" would gate it too.
+    flow.instance.add_dynamic_partitions("teacher_inputs", ["v1"])
+    manual = run_job("distillation_pipeline", {**recipe, "training": {**recipe["training"], **weak}},
+                     instance=flow.instance, partition="v1")
+    assert manual.success
+    [check] = [e for e in manual.get_asset_check_evaluations() if e.check_name == "beats_champion"]
+    assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
+    decision = metadata(manual, "student_evaluation")["promotion"]
+    assert decision["gated"] is False and decision["champion_run_id"] == better and decision["promote"] is False
+    assert deploy.current_release(layout) == metadata(manual, "student_deployed_model")["run_id"] != better
+
+
+def test_only_drop_students_are_gated_unless_the_scope_is_all(recipe):
+    from nexa_core.promotion import is_gated
+
+    cfg = validate_config(recipe)
+    assert is_gated(cfg, "drops-0123456789abcdef") and not is_gated(cfg, "v1")
+    recipe["evaluation"]["promotion"] = {"scope": "all"}
+    assert is_gated(validate_config(recipe), "v1")
+    recipe["evaluation"]["promotion"] = {"scope": "some"}
+    with pytest.raises(NexaError, match="evaluation.promotion.scope"):
+        validate_config(recipe)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,43 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import ROOT, write_recipe
+from tests.process_helpers import free_port, group_alive, instance_home, stop_group
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LOCATION = "nexa_dagster.definitions"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """Stop the whole session (webserver, daemon, code servers, run workers): SIGINT (dagster dev's graceful
-    stop; it ignores SIGTERM), then SIGKILL whatever is left, then wait until the group is gone."""
-    for sig, wait in ((signal.SIGINT, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            pass
-        deadline = time.monotonic() + wait
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not _group_alive(proc.pid):
-            break
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -62,9 +28,8 @@ def dagster_dev(recipe, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (make setup installs it with apt-get as root)")
     home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # queued runs, gpu pool: the project's instance
-    port = _free_port()
+    instance_home(home, ROOT / "dagster.yaml")  # queued runs, gpu pool: the project's instance
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml")),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     log = open(tmp_path / "dagster_dev.log", "wb")
@@ -84,9 +49,9 @@ def dagster_dev(recipe, tmp_path):
                 time.sleep(1)
         yield url, tmp_path
     finally:
-        _stop_group(proc)
+        stop_group(proc)
         log.close()
-        assert not _group_alive(proc.pid), "dagster dev left processes behind"
+        assert not group_alive(proc.pid), "dagster dev left processes behind"
 
 
 def test_materialize_the_tiny_recipe_from_the_ui(dagster_dev):

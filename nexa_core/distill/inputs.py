@@ -102,7 +102,7 @@ def build_teacher_inputs(dataset_dir: str | os.PathLike, root: str | os.PathLike
 
 def _assemble(dataset_dir: Path, extra_texts: Optional[pd.DataFrame]) -> pd.DataFrame:
     train_path = dataset_dir / "train.parquet"
-    if not train_path.is_file():
+    if not train_path.exists():  # a file, or a folder of per-drop parts (drop dataset versions)
         raise NexaError(f"{train_path} not found: dataset_dir must be a prepared dataset version folder "
                         "(<shared>/data/processed/training/<version>); run the data preparation first")
     train = pd.read_parquet(train_path)
