@@ -259,3 +259,34 @@ def test_distill_modules_are_plain_python_and_import_in_any_order():
             "print(sorted(m for m in ('dagster', 'datasets', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_drops_input_set_is_built_from_that_stored_dataset_version(tmp_path):
+    from types import SimpleNamespace
+
+    from nexa_core.config import validate_config
+    from nexa_core.distill import pipeline
+
+    layout = Layout(tmp_path, tmp_path, tmp_path)
+    drop = _prepared(tmp_path, rows=[("a new drop review", "neg"), ("another drop review", "pos")],
+                     version="fedcba9876543210")
+    base = SimpleNamespace(path=_prepared(tmp_path), version="0123456789abcdef")
+    cfg = validate_config({"data": {"path": "unused.csv"}, "model": {"name_or_path": "unused"}})
+    assert pipeline.drop_inputs_name("fedcba9876543210") == "drops-fedcba9876543210"
+
+    info = pipeline.teacher_inputs(cfg, layout, base, "drops-fedcba9876543210")
+    assert info["source_dataset_version"] == "fedcba9876543210" and info["counts"]["train"] == 2
+    assert pipeline.inputs_source(layout, "drops-fedcba9876543210").path == drop
+    assert pipeline.teacher_inputs(cfg, layout, base, "v1")["source_dataset_version"] == "0123456789abcdef"
+    with pytest.raises(NexaError, match="teacher_inputs 'drops-00000000deadbeef': no prepared dataset version"):
+        pipeline.teacher_inputs(cfg, layout, base, "drops-00000000deadbeef")
+    assert not (layout.distill_dir / "teacher_inputs" / "drops-00000000deadbeef").exists()
+
+    # A teacher whose classes are not the dataset's is refused before it labels anything.
+    from transformers import BertConfig
+
+    teacher = tmp_path / "teacher"
+    BertConfig(num_labels=3, id2label={0: "neg", 1: "neutral", 2: "pos"}).save_pretrained(teacher)
+    with pytest.raises(NexaError, match=r"distill.teacher: the teacher's labels \['neg', 'neutral', 'pos'\] differ"):
+        pipeline.teacher_outputs(cfg, layout, {"path": str(teacher), "version": "t1"}, "drops-fedcba9876543210")
+    assert not (layout.distill_dir / "teacher_outputs").exists()

@@ -87,7 +87,7 @@ def load_prepared(folder: str | os.PathLike, field: str = "dataset") -> Prepared
     except (OSError, ValueError):
         raise NexaError(f"{field}: no prepared dataset version at {folder} (missing or unreadable {META}); "
                         "prepare it first (training_dataset, or incremental_dataset for drops)") from None
-    return PreparedDataset(meta["version"], folder, list(meta["labels"]), dict(meta["counts"]),
+    return PreparedDataset(meta["version"], folder, list(meta["labels"]), dict(meta.get("counts", {})),
                            dict(meta.get("drop_counts", {})), str(meta.get("source", "")),
                            int(meta.get("num_raw_rows", 0)), reused=True)
 

@@ -143,11 +143,28 @@ def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str
         stats = collect_generation(teacher["path"], inputs, out, max_new_tokens=d.max_new_tokens,
                                    batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision)
     else:
+        _check_teacher_labels(layout, teacher, version)
         stats = collect_classification(teacher["path"], inputs, out, top_k=d.top_k, batch_size=d.batch_size,
                                        max_length=cfg.model.max_length, chunk_size=d.chunk_size,
                                        precision=d.teacher_precision)
     # teacher_version keys the outputs (and the pairs made from them); model_version is the weights' alone.
     return {**stats, "path": str(out), "model_version": teacher["version"], "inputs_version": version}
+
+
+def _check_teacher_labels(layout: Layout, teacher: dict, version: str) -> None:
+    """Before any teacher time is spent: a student (and its evaluation) needs the teacher's classes, in order,
+    to be the dataset's. A drop that brings a new class is the usual way to get here."""
+    from transformers import AutoConfig
+
+    from nexa_core.distill.inputs import INPUTS_META, inputs_dir
+
+    meta = read_json(inputs_dir(layout.distill_dir, version) / INPUTS_META)
+    config = AutoConfig.from_pretrained(teacher["path"])
+    teacher_labels = [config.id2label[i] for i in range(config.num_labels)]
+    if teacher_labels != list(meta["labels"]):
+        raise NexaError(f"distill.teacher: the teacher's labels {teacher_labels} differ from {meta['labels']}, the "
+                        f"labels of dataset {meta['source_dataset_version']} (input set {version}); train the "
+                        "teacher on data with exactly these classes, or pin one that has them")
 
 
 def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, version: str) -> dict:
