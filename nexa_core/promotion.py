@@ -5,6 +5,8 @@ The champion is whatever `deploy/current_model` serves. It is re-evaluated on th
 `evaluation.promotion`: `metric` (accuracy, macro_f1: higher is better; loss: lower is better) and
 `min_improvement` (the challenger must be better by strictly more than this). A champion that cannot be
 scored on this split (different labels) is never replaced automatically: `nexa deploy <run_id>` does it by hand.
+The decision gates a student built from a data drop (input set `drops-<version>`); for other input sets it is
+recorded only, unless `evaluation.promotion.scope` is "all".
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Distillation assets: teacher -> teacher inputs -> teacher outputs -> filtered pairs -> student -> evaluation.
 
 Everything downstream of the teacher is partitioned by input set (`teacher_inputs` dynamic partitions),
-so a new batch of inputs adds a partition and only its new outputs are computed.
+so a new batch of inputs adds a partition and only its new outputs are computed. An input set `drops-<version>`
+(registered by `drop_dataset_sensor`) is built from that drop dataset version, and its student is trained,
+tested and compared with the deployed champion on it.
 """
 
 from pathlib import Path
