@@ -1,5 +1,6 @@
 """The `gpu` pool on a real instance configured by the project's dagster.yaml: two concurrent
-`dagster job execute` runs of a step in pool `gpu` do not overlap (and do overlap with two slots)."""
+`dagster job execute` runs of a step in pool `gpu` do not overlap (and do overlap with two slots), and neither
+do two queued runs that the daemon starts together."""
 
 from __future__ import annotations
 
@@ -56,3 +57,44 @@ def test_training_and_teacher_steps_are_in_the_gpu_pool():
     instance_config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     assert instance_config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert instance_config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_queued_runs_started_by_the_daemon_take_turns_on_the_gpu_pool(tmp_path):
+    """What a sensor or the UI does: submit runs to the queue; the daemon starts them and the pool serialises
+    their gpu steps on the project's dagster.yaml as it is."""
+    import time
+
+    import dagster as dg
+
+    from tests.process_helpers import group_alive, stop_group
+
+    home = tmp_path / "home"
+    instance_home(home, ROOT / "dagster.yaml")
+    times = home / "times.txt"
+    # A step long enough that both runs are up at once: then only the pool can keep their steps apart.
+    env = {**os.environ, "DAGSTER_HOME": str(home), "NEXA_TEST_TIMES": str(times), "PYTHONPATH": str(ROOT),
+           "NEXA_TEST_STEP_SECONDS": "10"}
+    bin_dir = Path(sys.executable).parent
+    for _ in range(2):
+        subprocess.run([str(bin_dir / "dagster"), "job", "launch", "-m", "tests.pool_location", "-j", "gpu_job"],
+                       cwd=home, env=env, check=True, capture_output=True, timeout=120)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.QUEUED] * 2  # nothing started yet
+        log = open(tmp_path / "daemon.log", "wb")
+        daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-m", "tests.pool_location"], cwd=home,
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 240
+            while not all(r.is_finished for r in instance.get_runs()):
+                assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
+                time.sleep(1)
+            assert [r.status for r in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS] * 2
+            runs = sorted((r.start_time, r.end_time) for r in instance.get_run_records())
+            assert runs[1][0] < runs[0][1], f"the daemon did not run both at once: {runs}"
+        finally:
+            stop_group(daemon)
+            log.close()
+        assert not group_alive(daemon.pid)
+    first, second = sorted((float(start), float(end)) for _, start, end in
+                           (line.split() for line in times.read_text().splitlines()))
+    assert second[0] >= first[1], f"gpu steps overlapped: {first} {second}"
