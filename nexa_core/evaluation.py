@@ -10,6 +10,7 @@ import pandas as pd
 
 from nexa_core.atomic import atomic_write_json
 from nexa_core.errors import NexaError
+from nexa_core.models import label_names
 from nexa_core.training.metrics import classification_metrics, softmax
 
 
@@ -42,7 +43,7 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, out_dir: str 
     frame = pd.read_parquet(dataset_dir / f"{split}.parquet")
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    model_labels = label_names(model.config)
     if model_labels != list(info["labels"]):
         raise NexaError(f"--checkpoint {model_dir}: its labels {model_labels} differ from dataset "
                         f"{info['version']} labels {info['labels']}; evaluate it on the data it was trained for")

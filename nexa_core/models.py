@@ -18,6 +18,11 @@ def load_tokenizer(location: str, revision: str | None = None):
         raise NexaError(f"model.name_or_path: cannot load a tokenizer from {location!r} ({_first_line(err)})") from None
 
 
+def label_names(config) -> list[str]:
+    """A classifier config's class names in id order (what its logits' columns mean)."""
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
 def load_classifier(location: str, label_names: list[str], revision: str | None = None):
     """A classifier head sized to the data's labels; a pretrained head of another size is re-initialised."""
     from transformers import AutoModelForSequenceClassification

@@ -20,9 +20,6 @@ from tests.test_storage_s3 import aws_env, moto, prefix  # noqa: F401 - the loop
 from tests.tiny import write_reviews_csv
 
 
-_tick = tick_sensor
-
-
 def _requested(result) -> list[str]:
     return sorted(r.partition_key for r in (result.run_requests or []))
 
@@ -46,7 +43,7 @@ def test_folder_sensor_registers_new_drops_once_and_reports_bad_files(drops_reci
     (raw / ".upload.csv.tmp").write_text("half")  # an in-progress upload: ignored silently
     instance = dg.DagsterInstance.ephemeral()
 
-    first = _tick(raw_drops_folder_sensor, instance, drops_recipe)
+    first = tick_sensor(raw_drops_folder_sensor, instance, drops_recipe)
     assert _requested(first) == ["a.csv", "b.jsonl", "c.parquet"]
     assert sorted(instance.get_dynamic_partitions(RAW_DROPS.name)) == ["a.csv", "b.jsonl", "c.parquet"]
     assert {r.run_key for r in first.run_requests} == {f"{n}@{json.loads(first.cursor)['handled'][n]}"
@@ -59,26 +56,26 @@ def test_folder_sensor_registers_new_drops_once_and_reports_bad_files(drops_reci
     assert "skipping folder drop empty.csv: empty file" in log
 
     # The same files on the next tick: nothing requested, and the bad files are not reported again.
-    again = _tick(raw_drops_folder_sensor, instance, drops_recipe, cursor=first.cursor)
+    again = tick_sensor(raw_drops_folder_sensor, instance, drops_recipe, cursor=first.cursor)
     assert _requested(again) == [] and "skipping" not in capsys.readouterr().err
 
     # A new drop, a drop changed in place, and the empty file now written: the new one and the filled one only.
     frame.iloc[:40].assign(review=lambda f: f["review"] + " new").to_csv(raw / "d.csv", index=False)
     frame.iloc[:10].to_csv(raw / "a.csv", index=False)
     frame.iloc[100:140].assign(review=lambda f: f["review"] + " late").to_csv(raw / "empty.csv", index=False)
-    third = _tick(raw_drops_folder_sensor, instance, drops_recipe, cursor=again.cursor)
+    third = tick_sensor(raw_drops_folder_sensor, instance, drops_recipe, cursor=again.cursor)
     assert _requested(third) == ["d.csv", "empty.csv"]
     assert "drop a.csv changed after it was handled" in capsys.readouterr().err
 
     # A restarted daemon that lost its cursor requests nothing twice: the partitions are the record.
-    restarted = _tick(raw_drops_folder_sensor, instance, drops_recipe, cursor=None)
+    restarted = tick_sensor(raw_drops_folder_sensor, instance, drops_recipe, cursor=None)
     assert _requested(restarted) == []
     assert sorted(instance.get_dynamic_partitions(RAW_DROPS.name)) == [
         "a.csv", "b.jsonl", "c.parquet", "d.csv", "empty.csv"]
 
 
 def test_s3_sensor_skips_without_a_prefix(drops_recipe):
-    result = _tick(raw_drops_s3_sensor, dg.DagsterInstance.ephemeral(), drops_recipe)
+    result = tick_sensor(raw_drops_s3_sensor, dg.DagsterInstance.ephemeral(), drops_recipe)
     assert isinstance(result, dg.SkipReason) and "s3_prefix is not set" in result.skip_message
 
 
@@ -88,7 +85,7 @@ def test_drop_run_processes_valid_and_reports_malformed_drops_then_automation_fo
     frame.iloc[:120].to_csv(raw / "good.csv", index=False)
     frame.iloc[:60].rename(columns={"sentiment": "stars"}).to_csv(raw / "wrong-columns.csv", index=False)
     instance = dg.DagsterInstance.ephemeral()
-    tick = _tick(raw_drops_folder_sensor, instance, drops_recipe)
+    tick = tick_sensor(raw_drops_folder_sensor, instance, drops_recipe)
     assert _requested(tick) == ["good.csv", "wrong-columns.csv"]
 
     defs = project_defs(drops_recipe)
@@ -116,7 +113,7 @@ def test_drop_run_processes_valid_and_reports_malformed_drops_then_automation_fo
     assert due.get_num_requested(dg.AssetKey("incremental_dataset")) == 1
     for name in ("training_dataset", "teacher_inputs", "student_model"):  # the sensor below takes it from here
         assert due.get_num_requested(dg.AssetKey(name)) == 0, name
-    assert _tick(drop_dataset_sensor, instance, drops_recipe).skip_message.startswith("no new incremental_dataset")
+    assert tick_sensor(drop_dataset_sensor, instance, drops_recipe).skip_message.startswith("no new incremental_dataset")
 
     built = run_job("build", drops_recipe, instance=instance, selection=["incremental_dataset"])
     assert built.success
@@ -126,13 +123,13 @@ def test_drop_run_processes_valid_and_reports_malformed_drops_then_automation_fo
     assert due.get_num_requested(dg.AssetKey("incremental_dataset")) == 0  # handled: nothing new since
 
     # The new version becomes teacher-input set drops-<version> and one distillation_pipeline run for it.
-    handed = _tick(drop_dataset_sensor, instance, drops_recipe)
+    handed = tick_sensor(drop_dataset_sensor, instance, drops_recipe)
     key = f"drops-{version['dataset_version']}"
     [request] = handed.run_requests
     assert (request.partition_key, request.run_key, request.job_name) == (key, key, None)
     assert drop_dataset_sensor.job_name == "distillation_pipeline"
     assert instance.get_dynamic_partitions(TEACHER_INPUTS.name) == [key]
-    again = _tick(drop_dataset_sensor, instance, drops_recipe, cursor=handed.cursor)  # a restart resumes here
+    again = tick_sensor(drop_dataset_sensor, instance, drops_recipe, cursor=handed.cursor)  # a restart resumes here
     assert isinstance(again, dg.SkipReason)
 
     # Re-running the drop's partition reads nothing twice: the index answers, no rows are added.
@@ -155,14 +152,14 @@ def test_s3_sensor_and_drop_run_against_a_loopback_server(drops_recipe, tmp_path
     client.put_object(Bucket=BUCKET, Key=f"{prefix}/raw/sub/nested.csv", Body=b"review,sentiment\nx,pos\n")
     instance = dg.DagsterInstance.ephemeral()
 
-    first = _tick(raw_drops_s3_sensor, instance, drops_recipe, storage=storage)
+    first = tick_sensor(raw_drops_s3_sensor, instance, drops_recipe, storage=storage)
     assert _requested(first) == ["s3-drop.csv"]
     assert json.loads(first.cursor)["handled"]["readme.md"].startswith("skipped:")
-    assert _requested(_tick(raw_drops_s3_sensor, instance, drops_recipe, cursor=first.cursor, storage=storage)) == []
+    assert _requested(tick_sensor(raw_drops_s3_sensor, instance, drops_recipe, cursor=first.cursor, storage=storage)) == []
 
     client.put_object(Bucket=BUCKET, Key=f"{prefix}/raw/s3-drop-2.jsonl",
                       Body=frame.iloc[90:150].to_json(orient="records", lines=True))
-    second = _tick(raw_drops_s3_sensor, instance, drops_recipe, cursor=first.cursor, storage=storage)
+    second = tick_sensor(raw_drops_s3_sensor, instance, drops_recipe, cursor=first.cursor, storage=storage)
     assert _requested(second) == ["s3-drop-2.jsonl"]
 
     result = run_job("ingest_drop", drops_recipe, instance=instance, partition="s3-drop-2.jsonl", storage=storage)

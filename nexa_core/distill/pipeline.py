@@ -82,9 +82,8 @@ def inputs_dataset(layout: Layout, version: str, default):
 def inputs_source(layout: Layout, version: str):
     """The prepared dataset an existing input set was built from (its labels, validation and test splits)."""
     from nexa_core.data.prepare import load_prepared
-    from nexa_core.distill.inputs import INPUTS_META, inputs_dir
 
-    meta = read_json(inputs_dir(layout.distill_dir, version) / INPUTS_META)
+    meta = _inputs_meta(layout, version)
     stored = layout.datasets_dir / meta["source_dataset_version"]
     # The version folder under today's storage root; the recorded absolute path if the root was not moved.
     return load_prepared(stored if stored.is_dir() else meta["source_dataset_path"], f"teacher_inputs {version!r}")
@@ -111,6 +110,12 @@ def _unlabelled_texts(cfg: NexaConfig) -> pd.DataFrame:
         raise NexaError(f"distill.unlabelled_path: no column {cfg.data.text_column!r} (data.text_column) in "
                         f"{cfg.distill.unlabelled_path}; columns are {list(frame.columns)}")
     return pd.DataFrame({"text": frame[cfg.data.text_column]})
+
+
+def _inputs_meta(layout: Layout, version: str) -> dict:
+    from nexa_core.distill.inputs import INPUTS_META, inputs_dir
+
+    return read_json(inputs_dir(layout.distill_dir, version) / INPUTS_META)
 
 
 def _inputs_frame(layout: Layout, version: str) -> pd.DataFrame:
@@ -156,11 +161,10 @@ def _check_teacher_labels(layout: Layout, teacher: dict, version: str) -> None:
     to be the dataset's. A drop that brings a new class is the usual way to get here."""
     from transformers import AutoConfig
 
-    from nexa_core.distill.inputs import INPUTS_META, inputs_dir
+    from nexa_core.models import label_names
 
-    meta = read_json(inputs_dir(layout.distill_dir, version) / INPUTS_META)
-    config = AutoConfig.from_pretrained(teacher["path"])
-    teacher_labels = [config.id2label[i] for i in range(config.num_labels)]
+    meta = _inputs_meta(layout, version)
+    teacher_labels = label_names(AutoConfig.from_pretrained(teacher["path"]))
     if teacher_labels != list(meta["labels"]):
         raise NexaError(f"distill.teacher: the teacher's labels {teacher_labels} differ from {meta['labels']}, the "
                         f"labels of dataset {meta['source_dataset_version']} (input set {version}); train the "
