@@ -9,7 +9,8 @@ from pathlib import Path
 
 from nexa_core.atomic import atomic_write_bytes
 from nexa_core.packaging import sha256_file
-from nexa_core.storage.store import _TMP_SUFFIX, _UMASK, DurableStore, ObjectInfo, ObjectMissing
+from nexa_core.storage.retry import ObjectMissing
+from nexa_core.storage.store import _TMP_SUFFIX, _UMASK, DurableStore, ObjectInfo
 
 
 class LocalStore(DurableStore):

@@ -49,7 +49,8 @@ from s3transfer.exceptions import S3UploadFailedError as S3TransferError
 from urllib3.exceptions import ProtocolError
 
 from nexa_core.errors import NexaError
-from nexa_core.storage.store import DurableStore, ObjectInfo, ObjectMissing
+from nexa_core.storage.retry import ObjectMissing
+from nexa_core.storage.store import DurableStore, ObjectInfo
 from nexa_core.storage.uri import _bucket_problem, _key_problem, parse_s3_uri, validate_key
 
 MiB = 1024 * 1024

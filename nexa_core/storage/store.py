@@ -1,4 +1,4 @@
-"""The durable-store interface, the shared verified-sync logic, and `LocalStore` (a local folder).
+"""The durable-store interface and the shared verified-sync logic (push, pull, records, deletes).
 
 A store holds objects under relative keys (`runs/<run_id>/final/model.safetensors`). Two forms of
 synced data, each made whole by a completion record written LAST:
@@ -23,12 +23,9 @@ deleted (the key mirrors the folder), so keys must not nest inside one another.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import logging
 import os
-import random
-import re
 import shutil
 import socket
 import tempfile
@@ -36,22 +33,19 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable
 
 from nexa_core.errors import NexaError
 from nexa_core.packaging import sha256_file
-from nexa_core.storage.uri import _key_problem, validate_key
+from nexa_core.storage.records import (COMPLETE_NAME, FILE_RECORD_SUFFIX, RECORD_FORMAT, _check_record, _now,
+                                      _scan_folder)
+from nexa_core.storage.retry import ObjectMissing, Retrying, _Aborted, _Mismatch
+from nexa_core.storage.uri import validate_key
 
 log = logging.getLogger("nexa_core.storage")
 
-COMPLETE_NAME = "_NEXA_COMPLETE.json"
-FILE_RECORD_SUFFIX = ".complete.json"
-RECORD_FORMAT = "nexa-complete/1"
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _TMP_SUFFIX = ".nexa-tmp"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,82 +56,13 @@ class ObjectInfo:
     sha256: str | None
 
 
-class ObjectMissing(Exception):
-    """Raised by a store primitive when the object is not there (turned into a NexaError by the caller)."""
-
-
-class _Mismatch(Exception):
-    """An upload that the store does not confirm (size or sha256): retried, then a NexaError."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _brief(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    if isinstance(exc, _Mismatch):
-        return f"verification failed: {text}"
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
-def _scan_folder(local_dir: Path) -> dict[str, Path]:
-    """relpath (posix) -> file for every file under `local_dir`; symlinks to files count as those files."""
-    files: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(local_dir):
-        dirnames.sort()
-        linked_dirs = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(filenames) + linked_dirs:
-            path = Path(dirpath) / name
-            rel = path.relative_to(local_dir).as_posix()
-            if not path.is_file() or name in linked_dirs:
-                raise NexaError(f"{path} is not a regular file; remove it from {local_dir} and sync again")
-            problem = _key_problem(rel)
-            if problem:
-                raise NexaError(f"file name {rel!r} in {local_dir} cannot be synced ({problem}); rename it")
-            if rel == COMPLETE_NAME:
-                raise NexaError(f"{path} uses the reserved name {COMPLETE_NAME}; rename or remove it and sync again")
-            files[rel] = path
-    return files
-
-
-def _check_record(record: Any, where: str, kind: str) -> dict:
-    def bad(why: str) -> NexaError:
-        return NexaError(f"completion record {where} is malformed ({why}); re-run the sync from the source")
-
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
-        raise bad(f"not a {RECORD_FORMAT} record")
-    if record.get("kind") != kind:
-        raise bad(f"kind {record.get('kind')!r}, expected {kind!r}")
-    entries = record.get("files") if kind == "folder" else {"": record}
-    if not isinstance(entries, dict):
-        raise bad("'files' is not a mapping")
-    for rel, meta in entries.items():
-        if kind == "folder" and (not isinstance(rel, str) or _key_problem(rel) or rel == COMPLETE_NAME):
-            raise bad(f"unsafe file name {rel!r}")
-        if not isinstance(meta, dict) or not isinstance(meta.get("size"), int) or meta["size"] < 0 \
-                or not isinstance(meta.get("sha256"), str) or not _SHA_RE.match(meta["sha256"]):
-            raise bad(f"bad size/sha256 for {rel or record.get('key')!r}")
-    if kind == "folder":
-        folders = {rel.rsplit("/", i)[0] for rel in entries for i in range(1, rel.count("/") + 1)}
-        clash = folders & set(entries)
-        if clash:
-            raise bad(f"{sorted(clash)[0]!r} is listed both as a file and as a folder")
-    return record
-
-
-class DurableStore(ABC):
+class DurableStore(Retrying, ABC):
     """Verified, resumable sync of folders and files to a store; subclasses supply the object primitives.
 
     Primitives take keys relative to the store root and may raise store-specific exceptions;
     `_is_retryable` says which are transient (retried with exponential backoff and jitter), and
     `_translate` turns the rest into one-line NexaErrors where it knows better words.
     """
-
-    max_files: int = 4  # files transferred at once
-    retries: int = 3  # attempts per object (upload, verify, download)
-    backoff_base: float = 0.5
-    backoff_max: float = 20.0
 
     # ------------------------------------------------------------------------------------ primitives
 
@@ -173,76 +98,7 @@ class DurableStore(ABC):
     def _delete(self, keys: list[str]) -> None:
         """Delete these objects, in the given order; missing ones are fine."""
 
-    def _is_retryable(self, exc: BaseException) -> bool:
-        return False
-
-    def _is_store_error(self, exc: BaseException) -> bool:
-        """Failures of the store or the disk (reported as a NexaError); anything else is a bug and propagates."""
-        return isinstance(exc, OSError)
-
-    def _translate(self, exc: BaseException, key: str) -> NexaError | None:
-        return None
-
     # ------------------------------------------------------------------------------------ helpers
-
-    def _backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff: uniform(0, min(max, base * 2**(attempt-1)))."""
-        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
-
-    def _retrying(self, what: str, key: str, fn: Callable[[], T], abort: threading.Event | None = None) -> T:
-        """Run `fn`, retrying transient failures; the last failure is a NexaError naming the object."""
-        attempt = 0
-        while True:
-            attempt += 1
-            if abort is not None and abort.is_set():
-                raise _Aborted()
-            try:
-                return fn()
-            except (NexaError, ObjectMissing, _Aborted):
-                raise
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised as a NexaError
-                user = self._translate(exc, key)
-                if user is not None:
-                    raise user from exc
-                transient = isinstance(exc, _Mismatch) or self._is_retryable(exc)
-                if not transient and not self._is_store_error(exc):
-                    raise
-                if not transient or attempt >= self.retries:
-                    tries = f" after {attempt} attempts" if attempt > 1 else ""
-                    hint = "check the connection and re-run the sync (verified files are skipped)" if transient \
-                        else "fix the cause and re-run the sync"
-                    raise NexaError(f"{what} {self.describe(key)} failed{tries}: {_brief(exc)}; {hint}") from exc
-                delay = self._backoff(attempt)
-                log.warning("%s %s: %s; retrying in %.2fs (attempt %d of %d)",
-                            what, self.describe(key), _brief(exc), delay, attempt + 1, self.retries)
-                time.sleep(delay)
-
-    def _run_parallel(self, jobs: list[Callable[[threading.Event], T]]) -> list[T]:
-        """Run jobs on `max_files` threads; on the first failure stop starting new ones and raise it."""
-        if not jobs:
-            return []
-        abort = threading.Event()
-        pool = cf.ThreadPoolExecutor(max_workers=max(1, min(self.max_files, len(jobs))),
-                                     thread_name_prefix="nexa-sync")
-        futures = [pool.submit(job, abort) for job in jobs]
-        try:
-            done, _ = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
-            first = next((f for f in futures if f in done and not f.cancelled() and f.exception()
-                          and not isinstance(f.exception(), _Aborted)), None)
-            if first is not None:
-                abort.set()
-                for f in futures:
-                    f.cancel()
-                cf.wait(futures)
-                raise first.exception()
-            return [f.result() for f in futures]
-        except BaseException:
-            abort.set()
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            pool.shutdown(wait=True)
 
     def _load_record(self, record_key: str, key: str, kind: str) -> dict | None:
         raw = self._retrying("reading", record_key, lambda: self._get_bytes(record_key))
@@ -513,10 +369,6 @@ class DurableStore(ABC):
         if rest:
             self._retrying("deleting", prefix, lambda: self._delete(rest))
         return len(keys)
-
-
-class _Aborted(Exception):
-    """Another file of the same operation failed: stop this one quietly."""
 
 
 def _read_umask() -> int:
