@@ -11,10 +11,10 @@ import argparse
 import json
 import sys
 
-from nexa_core import steps
+from nexa_core.data import prepare
 from nexa_core.config import load_config
 from nexa_core.distill import pipeline
-from nexa_core.layout import Layout
+from nexa_core.common.layout import Layout
 
 
 def latest_student(layout: Layout, name: str) -> dict:
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config)
     layout = Layout.from_storage(cfg.storage)
-    dataset = steps.prepare(cfg, layout)
+    dataset = prepare(cfg, layout)
     teacher = pipeline.teacher_model(cfg, layout, dataset)  # reuses the trained teacher, never retrains it here
     if teacher["trained"]:
         print("note: the teacher was trained just now (no earlier run found)")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch  # noqa: E402
 
-from nexa_core.models import load_classifier  # noqa: E402
+from nexa_core.training.models import load_classifier  # noqa: E402
 from nexa_core.telemetry import TelemetrySampler  # noqa: E402
 from nexa_core.telemetry.fake import FakeNVML  # noqa: E402
 from nexa_core.telemetry.nvml import open_gpus  # noqa: E402

@@ -34,7 +34,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from nexa_core.config import DataConfig, DistributedConfig, TrainingConfig  # noqa: E402
 from nexa_core.data import prepare_dataset  # noqa: E402
-from nexa_core.models import load_classifier, load_tokenizer  # noqa: E402
+from nexa_core.training.models import load_classifier, load_tokenizer  # noqa: E402
 from nexa_core.training.features import tokenized_split  # noqa: E402
 from nexa_core.training.hf import build_trainer, training_arguments  # noqa: E402
 

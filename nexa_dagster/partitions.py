@@ -1,4 +1,4 @@
-"""Dynamic partitions: each teacher-input set (a version such as `v1` or a data drop) is one partition.
+"""Register teacher-input sets (partitions of `teacher_inputs`, see defs/distillation/partitions.py) from a shell:
 
     python -m nexa_dagster.partitions add v1      # register a new input set before materializing it
     python -m nexa_dagster.partitions list
@@ -8,15 +8,12 @@ import sys
 
 import dagster as dg
 
-TEACHER_INPUTS = dg.DynamicPartitionsDefinition(name="teacher_inputs")
-# Each data drop (a file in the raw-data folder or under the S3 prefix) is one partition of `raw_dataset`,
-# named by its file name; the drop sensors add them (nexa_dagster/sensors.py).
-RAW_DROPS = dg.DynamicPartitionsDefinition(name="raw_drops")
+from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 
 
 def main(argv: list[str]) -> int:
-    from nexa_core.distill.inputs import validate_name
-    from nexa_core.errors import NexaError
+    from nexa_core.data.names import validate_name
+    from nexa_core.common.errors import NexaError
 
     with dg.DagsterInstance.get() as instance:
         if argv[:1] == ["add"] and len(argv) > 1:

@@ -19,7 +19,7 @@ def write_recipe(recipe: dict, path: Path) -> Path:
 
 def nexa(*args: str, env: dict | None = None, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "nexa_core.cli", *args], cwd=ROOT, env=full_env,
+    proc = subprocess.run([sys.executable, "-m", "nexa_core.cli.main", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=600, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(f"nexa {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -18,9 +18,10 @@ def project_resources(recipe: dict, storage=None, telemetry=None, trainer=None) 
 
 def project_defs(recipe: dict, storage=None, jobs=(), telemetry=None, trainer=None) -> dg.Definitions:
     """The project's assets, checks, jobs and sensors with the recipe (storage in tmp) and a CPU trainer."""
+    loaded = definitions.defs
     return dg.Definitions(
-        assets=definitions.ASSETS, asset_checks=definitions.CHECKS, jobs=[*definitions.defs.jobs, *jobs],
-        sensors=definitions.defs.sensors, resources=project_resources(recipe, storage, telemetry, trainer),
+        assets=loaded.assets, asset_checks=loaded.asset_checks, jobs=[*loaded.jobs, *jobs], sensors=loaded.sensors,
+        resources=project_resources(recipe, storage, telemetry, trainer),
     )
 
 

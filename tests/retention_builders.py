@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from nexa_core.layout import Layout
+from nexa_core.common.layout import Layout
 
 NOW = time.time()
 DAY = 86400.0

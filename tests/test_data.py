@@ -17,7 +17,7 @@ from nexa_core.data import DataQuery, PreparedDataset, prepare_dataset
 from nexa_core.data.loading import load_raw
 from nexa_core.data.splitting import split_dataset
 from nexa_core.data.validation import DROP_REASONS, clean
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 ROWS = [
     ("A great movie", "pos"),

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from nexa_core.deploy import current_release, deploy, history, rollback
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
-from nexa_core.packaging import build_package
+from nexa_core.release.deploy import current_release, deploy, history, rollback
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
+from nexa_core.release.packaging import build_package
 from tests.helpers_runs import make_finished_run, make_layout
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -182,8 +182,8 @@ def test_history_tolerates_a_torn_last_line(layout):
 _DEPLOY_SCRIPT = """
 import sys
 from pathlib import Path
-from nexa_core.deploy import deploy
-from nexa_core.layout import Layout
+from nexa_core.release.deploy import deploy
+from nexa_core.common.layout import Layout
 root = Path(sys.argv[1])
 layout = Layout(root / "scratch", root / "durable", root / "shared")
 for _ in range(int(sys.argv[3])):

@@ -19,7 +19,7 @@ import torch
 from nexa_core.distill import collect
 from nexa_core.distill.collect import (collect_classification, collect_generation, read_outputs,
                                        teacher_version)
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 from tests.tiny import write_reviews_csv
 from tests.tiny_gpt2 import make_tiny_gpt2
 

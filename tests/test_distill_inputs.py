@@ -14,9 +14,10 @@ import pytest
 
 from nexa_core.config import StorageConfig
 from nexa_core.data import DataQuery
-from nexa_core.distill.inputs import build_teacher_inputs, input_id, validate_name
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
+from nexa_core.data.names import drop_inputs_name, validate_name
+from nexa_core.distill.inputs import build_teacher_inputs, input_id
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 
 TRAIN = [("a fine film", "pos"), ("dull and long", "neg"), ("loved every minute", "pos")]
 
@@ -272,7 +273,7 @@ def test_a_drops_input_set_is_built_from_that_stored_dataset_version(tmp_path):
                      version="fedcba9876543210")
     base = SimpleNamespace(path=_prepared(tmp_path), version="0123456789abcdef")
     cfg = validate_config({"data": {"path": "unused.csv"}, "model": {"name_or_path": "unused"}})
-    assert pipeline.drop_inputs_name("fedcba9876543210") == "drops-fedcba9876543210"
+    assert drop_inputs_name("fedcba9876543210") == "drops-fedcba9876543210"
 
     info = pipeline.teacher_inputs(cfg, layout, base, "drops-fedcba9876543210")
     assert info["source_dataset_version"] == "fedcba9876543210" and info["counts"]["train"] == 2

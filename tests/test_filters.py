@@ -13,7 +13,7 @@ from nexa_core.distill import near_dup
 from nexa_core.distill.filters import DROP_REASONS, filter_pairs, is_degenerate
 from nexa_core.distill.inputs import input_id
 from nexa_core.distill.near_dup import jaccard, near_duplicate_mask, shingles
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 ZERO = dict.fromkeys(DROP_REASONS, 0)
 

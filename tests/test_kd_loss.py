@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nexa_core.distill.kd_loss import kd_loss
+from nexa_core.training.kd_loss import kd_loss
 
 STUDENT = np.array([[1.0, 2.0, 0.5], [0.2, -1.0, 3.0]])
 TEACHER = np.array([[0.5, 2.5, -1.0], [1.0, 0.0, 2.0]])

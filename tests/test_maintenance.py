@@ -9,7 +9,7 @@ import dagster as dg
 
 from nexa_core.config import validate_config
 from nexa_dagster.definitions import defs
-from nexa_dagster.maintenance import maintenance
+from nexa_dagster.defs.ops.maintenance import maintenance
 from nexa_dagster.resources.recipe import recipe_from_values
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nexa_core.gates import gate_failures
+from nexa_core.release.gates import gate_failures
 from nexa_core.training.metrics import classification_metrics
 
 

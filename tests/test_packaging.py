@@ -10,8 +10,9 @@ import tarfile
 
 import pytest
 
-from nexa_core.errors import NexaError
-from nexa_core.packaging import build_package, sha256_file, unpack_package
+from nexa_core.common.errors import NexaError
+from nexa_core.common.hashing import sha256_file
+from nexa_core.release.packaging import build_package, unpack_package
 from tests.helpers_runs import make_finished_run, make_layout
 
 RUN = "tiny_20260101_000000"

@@ -9,7 +9,7 @@ import dagster as dg
 import jsonschema
 import pytest
 
-from nexa_core.manifest import schema
+from nexa_core.release.manifest import schema
 from tests.dagster_helpers import metadata as _meta
 from tests.dagster_helpers import run_job
 

@@ -7,12 +7,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nexa_core import deploy
+from nexa_core.release import deploy
 from nexa_core.config import PromotionConfig, validate_config
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
-from nexa_core.promotion import compare
-from nexa_dagster.sensors import drop_dataset_sensor, raw_drops_folder_sensor
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
+from nexa_core.release.promotion import compare
+from nexa_dagster.defs.drops.sensors import drop_dataset_sensor, raw_drops_folder_sensor
 from tests.dagster_helpers import metadata, run_job, tick_sensor
 from tests.tiny import write_reviews_csv
 
@@ -140,7 +140,7 @@ def test_a_drop_flows_to_a_student_deployed_only_when_it_beats_the_champion(reci
 
 
 def test_only_drop_students_are_gated_unless_the_scope_is_all(recipe):
-    from nexa_core.promotion import is_gated
+    from nexa_core.release.promotion import is_gated
 
     cfg = validate_config(recipe)
     assert is_gated(cfg, "drops-0123456789abcdef") and not is_gated(cfg, "v1")

@@ -21,7 +21,7 @@ RUN_ID = "tiny_20260101_000000"
 
 def _start_training(config: Path) -> subprocess.Popen:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "nexa_core.cli", "train", "--config", str(config), "--run-id", RUN_ID],
+    return subprocess.Popen([sys.executable, "-m", "nexa_core.cli.main", "train", "--config", str(config), "--run-id", RUN_ID],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

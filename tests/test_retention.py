@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 from nexa_core.retention import apply_plan, format_plan, parse_size, plan_cleanup
 from nexa_core.retention import apply as apply_mod
 from tests.retention_builders import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 from nexa_core.storage import COMPLETE_NAME, LocalStore, open_store, parse_s3_uri, validate_key
 from tests.storage_helpers import read_tree, write_tree
 

@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 from urllib3.exceptions import ProtocolError
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 from nexa_core.storage import COMPLETE_NAME, parse_s3_uri
 from nexa_core.storage.s3 import S3Store
 from tests.storage_helpers import read_tree, write_tree

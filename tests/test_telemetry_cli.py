@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from nexa_core.cli import main
+from nexa_core.cli.main import main
 from nexa_core.telemetry import notice
 from nexa_core.telemetry.fake import FakeGPU, FakeNVML
 from nexa_core.telemetry.fingerprint import git_commit
@@ -59,7 +59,7 @@ def test_monitor_ctrl_c_in_process_returns_zero():
 
 def test_nexa_monitor_subprocess_exits_cleanly_on_sigint():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nexa_core.cli", "monitor", "--interval", "0.2"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "nexa_core.cli.main", "monitor", "--interval", "0.2"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         first = proc.stdout.readline()

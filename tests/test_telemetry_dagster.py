@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 
 from nexa_core.config import validate_config
-from nexa_core.manifest import schema
+from nexa_core.release.manifest import schema
 from nexa_dagster import definitions
-from nexa_dagster.assets.infra import infra_report
+from nexa_dagster.defs.ops.infra import infra_report
 from nexa_dagster.resources import FakeNVMLTelemetryResource, GPUTrainerResource, NVMLTelemetryResource
 from nexa_dagster.resources.recipe import recipe_from_values
 from tests.dagster_helpers import metadata as _meta

@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
-from nexa_core import steps
+from nexa_core.data import prepare
+from nexa_core.training.steps import train_run
 from nexa_core.config import TelemetryConfig, validate_config
-from nexa_core.layout import Layout
+from nexa_core.common.layout import Layout
 from nexa_core.telemetry import measure
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -18,11 +19,11 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 def test_real_nvml_sampling_and_mfu_while_training(recipe, tmp_path):
     cfg = validate_config({**recipe, "training": {**recipe["training"], "precision": "bf16"}})
     layout = Layout.from_storage(cfg.storage)
-    dataset = steps.prepare(cfg, layout)
+    dataset = prepare(cfg, layout)
     run_id = "tiny_20260101_000000"
     with measure(TelemetryConfig(interval_s=0.2, price_per_gpu_hour=2.0), layout.run_dir(run_id) / "telemetry",
                  "train") as m:
-        result = steps.train_run(cfg, dataset.path, run_id, layout)
+        result = train_run(cfg, dataset.path, run_id, layout)
     s = m.summary
     assert s["source"] == "nvml" and s["gpu_count"] >= 1 and s["gpus"][0]["uuid"].startswith(("GPU-", "MIG-"))
     assert s["gpu_memory_peak_mb"] > 0 and s["gpu_power_mean_w"] > 0 and s["energy_kwh"] > 0

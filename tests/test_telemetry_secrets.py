@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from nexa_core.cli import main
+from nexa_core.cli.main import main
 from nexa_core.telemetry.fake import FakeNVML
 from nexa_core.telemetry.fingerprint import environment_report, fingerprint_hash
 from nexa_core.telemetry.secrets import REDACTED, redact, safe_environment

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nexa_core import steps
+from nexa_core.data import prepare
+from nexa_core.training.steps import train_run
 from nexa_core.config import validate_config
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 from nexa_core.training.precision import precision_flags
 from tests.conftest import tiny_recipe
 
@@ -35,8 +36,8 @@ def test_bf16_is_used_on_a_gpu_that_has_it():
 def _train(recipe: dict, run_id: str):
     cfg = validate_config(recipe)
     layout = Layout.from_storage(cfg.storage)
-    dataset = steps.prepare(cfg, layout)
-    return steps.train_run(cfg, dataset.path, run_id, layout), layout
+    dataset = prepare(cfg, layout)
+    return train_run(cfg, dataset.path, run_id, layout), layout
 
 
 @pytest.mark.slow

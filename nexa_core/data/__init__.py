@@ -4,7 +4,7 @@ Plain Python (no Dagster): the Dagster assets and the CLI both call `prepare_dat
 query utility `DataQuery` reads what it stored.
 """
 
-from nexa_core.data.prepare import PreparedDataset, prepare_dataset
+from nexa_core.data.prepare import PreparedDataset, prepare, prepare_dataset
 from nexa_core.data.query import DataQuery
 
-__all__ = ["DataQuery", "PreparedDataset", "prepare_dataset"]
+__all__ = ["DataQuery", "PreparedDataset", "prepare", "prepare_dataset"]

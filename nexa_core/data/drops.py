@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from nexa_core.data.loading import SUPPORTED, detect_format
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 # Partition keys and file names: no path separators, no leading dot, nothing a shell or URL must escape.
 DROP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")

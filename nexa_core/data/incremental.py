@@ -36,14 +36,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nexa_core.atomic import atomic_write_json, atomic_write_text
+from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.config import DataConfig
 from nexa_core.data.drops import validate_drop_name
 from nexa_core.data.loading import load_file
 from nexa_core.data.prepare import LATEST, META, VERSION_CHARS, PreparedDataset
 from nexa_core.data.splitting import SPLITS
 from nexa_core.data.validation import DROP_REASONS, clean_rows, dedupe_key
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 INDEX = "index.sqlite"
 _SCHEMA = """

@@ -17,8 +17,8 @@ from typing import Callable, Optional
 import pandas as pd
 
 from nexa_core.config import DataConfig
-from nexa_core.errors import NexaError
-from nexa_core.resolve import resolve_location
+from nexa_core.common.errors import NexaError
+from nexa_core.common.resolve import resolve_location
 
 # Format by the suffix before any compression suffix; `.json` is read as JSON lines (or one JSON array).
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}

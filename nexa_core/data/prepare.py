@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nexa_core.atomic import atomic_write_json, atomic_write_text
+from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.config import DataConfig
 from nexa_core.data.loading import describe_source, load_raw
 from nexa_core.data.splitting import SPLITS, split_dataset
 from nexa_core.data.validation import clean
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 VERSION_CHARS = 16  # hex chars of the sha256 content hash kept as the version id
 LATEST = "LATEST"
@@ -129,3 +129,8 @@ def _write_version(root: Path, final: Path, splits: dict[str, pd.DataFrame], lab
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return False
+
+
+def prepare(cfg, layout) -> PreparedDataset:
+    """The run's dataset version from its config (`data`, seeded split) under the layout's datasets folder."""
+    return prepare_dataset(cfg.data, layout.datasets_dir, seed=cfg.training.distributed.seed)

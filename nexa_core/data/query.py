@@ -25,9 +25,9 @@ import pandas as pd
 from nexa_core.config import StorageConfig
 from nexa_core.data.prepare import LATEST, META
 from nexa_core.data.splitting import SPLITS
-from nexa_core.distill.inputs import INPUTS_DIR, INPUTS_FILE, INPUTS_META, validate_name
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
+from nexa_core.data.names import INPUTS_DIR, INPUTS_FILE, INPUTS_META, validate_name
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 
 # Versions are hex content hashes; checking this before any path join keeps `../x` or `/etc` out of the tree.
 _VERSION_RE = re.compile(r"^[0-9a-f]{1,64}$")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from nexa_core.config import DataConfig
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 SPLITS = ("train", "validation", "test")
 

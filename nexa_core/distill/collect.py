@@ -21,9 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nexa_core.atomic import atomic_write_bytes
+from nexa_core.common.atomic import atomic_write_bytes
 from nexa_core.distill.precision import labels_version, resolve_precision
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 CHUNK_RE = re.compile(r"^chunk-(\d+)-([0-9a-f]{8})\.parquet$")
 
@@ -211,7 +211,7 @@ def _pad(rows: list[list[int]], value: int, left: bool) -> np.ndarray:
 
 
 def _check_model_dir(model_dir: str | Path) -> Path:
-    from nexa_core.resolve import resolve_location
+    from nexa_core.common.resolve import resolve_location
 
     path = Path(resolve_location(str(model_dir), "distill.teacher"))
     if not (path / "config.json").is_file():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nexa_core.atomic import atomic_write_json
+from nexa_core.common.atomic import atomic_write_json
 
 
 def measure_latency(model_dirs: dict[str, Path], texts: list[str], max_length: int, batch_size: int) -> dict:
@@ -18,7 +18,7 @@ def measure_latency(model_dirs: dict[str, Path], texts: list[str], max_length: i
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from nexa_core.evaluation import predict_logits
+    from nexa_core.evaluation.evaluate import predict_logits
 
     models = {role: (AutoModelForSequenceClassification.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d))
               for role, d in model_dirs.items()}
@@ -45,7 +45,7 @@ def measure_latency(model_dirs: dict[str, Path], texts: list[str], max_length: i
 def side_by_side(teacher_dir: Path, student_dir: Path, dataset_dir: Path, out_dir: Path, *,
                  batch_size: int, max_length: int) -> dict:
     from nexa_core.distill.student import parameter_count
-    from nexa_core.evaluation import evaluate_model
+    from nexa_core.evaluation.evaluate import evaluate_model
 
     reports = {}
     for role, model_dir in (("teacher", teacher_dir), ("student", student_dir)):

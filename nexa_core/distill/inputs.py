@@ -24,36 +24,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nexa_core.atomic import atomic_write_json
-from nexa_core.errors import NexaError
+from nexa_core.common.atomic import atomic_write_json
+from nexa_core.common.errors import NexaError
+from nexa_core.data.names import INPUTS_DIR, INPUTS_FILE, INPUTS_META, inputs_dir, validate_name  # noqa: F401
 
-# Names become folder names and Dagster partition keys: no separators, no "..", never "latest" (reserved).
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-INPUTS_DIR = "teacher_inputs"
-INPUTS_FILE = "inputs.parquet"
-INPUTS_META = "inputs.json"
 COLUMNS = ("input_id", "text", "label", "label_id", "split")
 ID_CHARS = 16
-DATASET_META = "dataset.json"  # written by nexa_core.data.prepare (not imported: nexa_core.data imports us)
-
-
-def validate_name(name: Any, field: str = "distill.inputs_version") -> str:
-    """Return `name` if it is a safe version/teacher name, else a NexaError naming `field`."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name or name.lower() == "latest":
-        raise NexaError(
-            f"{field}: {name!r} is not a valid name; use 1-64 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit, without '..' and not 'latest' (e.g. v1 or drop-2026-11-22)"
-        )
-    return name
+DATASET_META = "dataset.json"  # written by nexa_core.data.prepare
 
 
 def input_id(text: str) -> str:
     """Stable id of a text: the first 16 hex chars of sha256 of its UTF-8 bytes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_CHARS]
-
-
-def inputs_dir(root: str | os.PathLike, version: str) -> Path:
-    return Path(root) / INPUTS_DIR / validate_name(version)
 
 
 def build_teacher_inputs(dataset_dir: str | os.PathLike, root: str | os.PathLike, version: str,

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from nexa_core import steps
-from nexa_core.atomic import atomic_write_json
+from nexa_core.training.steps import claim_run, train_run
+from nexa_core.common.atomic import atomic_write_json
 from nexa_core.config import NexaConfig
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
-from nexa_core.resolve import resolve_location
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
+from nexa_core.common.resolve import resolve_location
 
 
 def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
@@ -32,8 +32,8 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
         train_metrics = read_record(layout.run_dir(done))["train"]["train_metrics"]
         return {"path": str(final), "run_id": done, "version": teacher_version(final), "trained": False,
                 "train_metrics": train_metrics}
-    run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
-    result = steps.train_run(cfg, dataset.path, run_id, layout)
+    run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
+    result = train_run(cfg, dataset.path, run_id, layout)
     return {"path": result.final_dir, "run_id": run_id, "version": teacher_version(result.final_dir),
             "trained": True, "train_metrics": result.train_metrics}
 
@@ -60,19 +60,10 @@ def _materialize_pinned(location: str, layout: Layout) -> str:
     return str(target)
 
 
-# Input sets named `drops-<dataset version>` are built from that stored dataset version (the drop flow's
-# `incremental_dataset`; a sensor registers one per new version); any other name from the training dataset.
-DROP_INPUTS = "drops-"
-
-
-def drop_inputs_name(dataset_version: str) -> str:
-    return f"{DROP_INPUTS}{dataset_version}"
-
-
 def inputs_dataset(layout: Layout, version: str, default):
     """The prepared dataset input set `version` is built from: `default` unless it is a drop input set."""
     from nexa_core.data.prepare import load_prepared
-    from nexa_core.distill.inputs import validate_name
+    from nexa_core.data.names import DROP_INPUTS, validate_name
 
     if not validate_name(version).startswith(DROP_INPUTS):
         return default
@@ -113,13 +104,13 @@ def _unlabelled_texts(cfg: NexaConfig) -> pd.DataFrame:
 
 
 def _inputs_meta(layout: Layout, version: str) -> dict:
-    from nexa_core.distill.inputs import INPUTS_META, inputs_dir
+    from nexa_core.data.names import INPUTS_META, inputs_dir
 
     return read_json(inputs_dir(layout.distill_dir, version) / INPUTS_META)
 
 
 def _inputs_frame(layout: Layout, version: str) -> pd.DataFrame:
-    from nexa_core.distill.inputs import INPUTS_FILE, inputs_dir
+    from nexa_core.data.names import INPUTS_FILE, inputs_dir
 
     return pd.read_parquet(inputs_dir(layout.distill_dir, version) / INPUTS_FILE)
 
@@ -161,7 +152,7 @@ def _check_teacher_labels(layout: Layout, teacher: dict, version: str) -> None:
     to be the dataset's. A drop that brings a new class is the usual way to get here."""
     from transformers import AutoConfig
 
-    from nexa_core.models import label_names
+    from nexa_core.training.models import label_names
 
     meta = _inputs_meta(layout, version)
     teacher_labels = label_names(AutoConfig.from_pretrained(teacher["path"]))
@@ -209,14 +200,14 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: dict, pairs: dict) -
     if d.kind == "causal_lm":
         from nexa_core.distill.sft import train_causal_student
 
-        run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
+        run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                                     init_from=str(init), pairs=pairs["path"], kd=None)
         result = train_causal_student(cfg, Path(pairs["path"]), init, layout.run_dir(run_id))
         return {"run_id": run_id, **result, "dataset": used}
     kd = (d.alpha, d.temperature)
-    run_id, _ = steps.claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
+    run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                                 init_from=str(init), pairs=pairs["path"], kd=kd)
-    result = steps.train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd)
+    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd)
     return {"run_id": run_id, "final_dir": result.final_dir, "global_step": result.global_step,
             "train_metrics": result.train_metrics, "dataset": used}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 _LAYER_KEY = re.compile(r"\.(layer|layers|h)\.(\d+)\.")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nexa_core.layout import Layout
+from nexa_core.common.layout import Layout
 
 KINDS = ("checkpoint", "run", "package", "release")
 SCRATCH_KINDS = ("checkpoint", "run")  # disposable tier: pruned by age and by size

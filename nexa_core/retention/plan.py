@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 from nexa_core.retention import scan
 from nexa_core.retention.model import DURABLE_KINDS, KINDS, Candidate, Plan
 from nexa_core.retention.protect import (Guards, best_checkpoints, deploy_guards, latest_checkpoints,

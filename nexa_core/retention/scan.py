@@ -9,9 +9,9 @@ import stat
 from pathlib import Path
 from typing import Any, Iterator
 
-from nexa_core.deploy import releases_dir
-from nexa_core.layout import Layout
-from nexa_core.run_ids import RUN_ID_RE
+from nexa_core.release.deploy import releases_dir
+from nexa_core.common.layout import Layout
+from nexa_core.common.run_ids import RUN_ID_RE
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LEFTOVER_PREFIX = ".deleting-"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 # An optional leading '+' (find's "larger than"), a number, then K/M/G/T/P optionally spelt KB/KiB, or B.

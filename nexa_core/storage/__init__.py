@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 from nexa_core.storage.local import LocalStore
 from nexa_core.storage.store import COMPLETE_NAME, FILE_RECORD_SUFFIX, DurableStore, ObjectInfo
 from nexa_core.storage.uri import parse_s3_uri, validate_key

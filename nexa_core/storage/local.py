@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nexa_core.atomic import atomic_write_bytes
-from nexa_core.packaging import sha256_file
+from nexa_core.common.atomic import atomic_write_bytes
+from nexa_core.common.hashing import sha256_file
 from nexa_core.storage.retry import ObjectMissing
 from nexa_core.storage.store import _TMP_SUFFIX, _UMASK, DurableStore, ObjectInfo
 

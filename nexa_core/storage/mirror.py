@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
-from nexa_core.run_ids import validate_run_id
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
+from nexa_core.common.run_ids import validate_run_id
 from nexa_core.storage.store import DurableStore
 
 

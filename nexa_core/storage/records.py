@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 from nexa_core.storage.uri import _key_problem
 
 COMPLETE_NAME = "_NEXA_COMPLETE.json"

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Callable, TypeVar
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 log = logging.getLogger("nexa_core.storage")
 T = TypeVar("T")

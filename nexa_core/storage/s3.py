@@ -48,7 +48,7 @@ from s3transfer.exceptions import RetriesExceededError
 from s3transfer.exceptions import S3UploadFailedError as S3TransferError
 from urllib3.exceptions import ProtocolError
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 from nexa_core.storage.retry import ObjectMissing
 from nexa_core.storage.store import DurableStore, ObjectInfo
 from nexa_core.storage.uri import _bucket_problem, _key_problem, parse_s3_uri, validate_key

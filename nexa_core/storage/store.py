@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from nexa_core.errors import NexaError
-from nexa_core.packaging import sha256_file
+from nexa_core.common.errors import NexaError
+from nexa_core.common.hashing import sha256_file
 from nexa_core.storage.records import (COMPLETE_NAME, FILE_RECORD_SUFFIX, RECORD_FORMAT, _check_record, _now,
                                       _scan_folder)
 from nexa_core.storage.retry import ObjectMissing, Retrying, _Aborted, _Mismatch

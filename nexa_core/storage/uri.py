@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")

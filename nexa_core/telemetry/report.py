@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nexa_core.atomic import atomic_write_json
-from nexa_core.layout import Layout
+from nexa_core.common.atomic import atomic_write_json
+from nexa_core.common.layout import Layout
 from nexa_core.telemetry.fingerprint import environment_report
 
 REPORT_NAME = "infra_report.json"

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from nexa_core.atomic import atomic_write_json
+from nexa_core.common.atomic import atomic_write_json
 from nexa_core.config import TelemetryConfig
 from nexa_core.telemetry.sampler import TelemetrySampler
 from nexa_core.telemetry.secrets import redact

@@ -36,7 +36,7 @@ class KDTrainer(NexaTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch.nn.functional as F
 
-        from nexa_core.distill.kd_loss import kd_loss
+        from nexa_core.training.kd_loss import kd_loss
 
         inputs = dict(inputs)
         topk_ids, topk_logits = inputs.pop("teacher_topk_ids", None), inputs.pop("teacher_topk_logits", None)

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from nexa_core.config import NexaConfig, validate_config
-from nexa_core.errors import NexaError
-from nexa_core.layout import Layout
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 
 
 def in_worker() -> bool:

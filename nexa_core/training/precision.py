@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nexa_core.errors import NexaError
+from nexa_core.common.errors import NexaError
 
 
 def precision_flags(precision: str, tf32: bool) -> dict[str, bool]:

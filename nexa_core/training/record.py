@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nexa_core.atomic import atomic_write_json
+from nexa_core.common.atomic import atomic_write_json
 from nexa_core.config import NexaConfig
 
 RECORD = "run.json"

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from nexa_core.config import NexaConfig
-from nexa_core.layout import Layout
-from nexa_core.models import load_classifier, load_tokenizer
+from nexa_core.common.layout import Layout
+from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split
 from nexa_core.training.launch import in_worker, is_main_process, launch
@@ -113,7 +113,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
 def record_environment(run_dir: Path) -> str:
     """Write the environment this run trains in (`environment.json`) and return its fingerprint hash, so the
     model traces back to its software and hardware; a resumed run keeps the hash of its latest attempt."""
-    from nexa_core.atomic import atomic_write_json
+    from nexa_core.common.atomic import atomic_write_json
     from nexa_core.telemetry.fingerprint import environment_report
 
     report = environment_report()

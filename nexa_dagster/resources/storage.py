@@ -6,7 +6,7 @@ from typing import Optional
 
 from dagster_aws.s3 import S3Resource
 
-from nexa_core.layout import Layout
+from nexa_core.common.layout import Layout
 
 
 class S3StorageResource(S3Resource):

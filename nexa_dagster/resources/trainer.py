@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from nexa_core.config import NexaConfig
-from nexa_core.layout import Layout
+from nexa_core.common.layout import Layout
 
 class GPUTrainerResource(dg.ConfigurableResource):
     """Where and how training runs; the recipe's `training` section says what is trained."""
@@ -15,8 +15,8 @@ class GPUTrainerResource(dg.ConfigurableResource):
     def train(self, cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout):
         import os
 
-        from nexa_core import steps
+        from nexa_core.training.steps import train_run
 
         if self.device == "cpu":
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # hide GPUs before torch initialises CUDA
-        return steps.train_run(cfg, dataset_dir, run_id, layout)
+        return train_run(cfg, dataset_dir, run_id, layout)

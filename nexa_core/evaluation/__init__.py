@@ -1,0 +1,1 @@
+"""Evaluation of a saved classifier on a prepared split, on the configured device, sorted by token length."""

@@ -1,0 +1,248 @@
+"""Promotion of packaged runs to `<deploy_dir>/current_model`, with history and rollback.
+
+Layout under `layout.deploy_dir`:
+
+    releases/<run_id>/      a verified, unpacked package (model/, config.yaml, metrics.json, manifest.json, SHA256SUMS)
+    current_model           symlink -> releases/<run_id>/model (relative, so the durable folder can move)
+    history.jsonl           one JSON record per promotion: action, run_id, previous_run_id, deployed_at
+    .lock                   flock'ed while history and current_model change
+
+`current_model` is swapped with a rename over it, so a reader always sees the old model or the new one.
+Rollback is an undo: it returns to the release that was current before the latest deploy still in effect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
+from nexa_core.release.packaging import unpack_package, verify_unpacked
+from nexa_core.common.run_ids import RUN_ID_RE, validate_run_id
+
+CURRENT_NAME = "current_model"
+RELEASES_NAME = "releases"
+HISTORY_NAME = "history.jsonl"
+LOCK_NAME = ".lock"
+
+
+def releases_dir(layout: Layout) -> Path:
+    return layout.deploy_dir / RELEASES_NAME
+
+
+def release_dir(layout: Layout, run_id: str) -> Path:
+    return releases_dir(layout) / validate_run_id(run_id)
+
+
+def current_model_path(layout: Layout) -> Path:
+    return layout.deploy_dir / CURRENT_NAME
+
+
+def history_path(layout: Layout) -> Path:
+    return layout.deploy_dir / HISTORY_NAME
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _locked(layout: Layout) -> Iterator[None]:
+    """Exclusive lock on `<deploy_dir>/.lock`: serialises promotions across threads and processes."""
+    layout.deploy_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.deploy_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------- history
+
+
+def history(layout: Layout) -> list[dict]:
+    """Every promotion record, oldest first."""
+    path = history_path(layout)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records = []
+    lines = data.split(b"\n")
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if lineno == len(lines):
+                continue  # a torn final line from an interrupted write: it never took effect
+            raise NexaError(f"{path} line {lineno} is not a JSON object; fix or remove that line") from None
+        records.append(record)
+    return records
+
+
+def _append_history(layout: Layout, record: dict) -> int:
+    """Append one record (caller holds the lock); returns the old size so a failed swap can undo it."""
+    path = history_path(layout)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        size = len(data)
+        if data and not data.endswith(b"\n"):
+            size = data.rfind(b"\n") + 1  # drop a torn final line left by an interrupted write
+            os.ftruncate(fd, size)
+        os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return size
+
+
+def _truncate_history(layout: Layout, size: int) -> None:
+    with open(history_path(layout), "r+b") as fh:
+        fh.truncate(size)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _stack(records: list[dict]) -> list[str]:
+    """Replay history into the stack of releases that rollback walks back through."""
+    stack: list[str] = []
+    for record in records:
+        run_id = record.get("run_id")
+        if record.get("action") == "rollback":
+            if stack:
+                stack.pop()
+            if not stack or stack[-1] != run_id:
+                stack.append(run_id)
+        elif not stack or stack[-1] != run_id:
+            stack.append(run_id)
+    return stack
+
+
+# ------------------------------------------------------------------------------------------ current
+
+
+def current_release(layout: Layout) -> str | None:
+    """The run id `current_model` points at, or None when nothing is deployed."""
+    link = current_model_path(layout)
+    if not link.is_symlink():
+        if link.exists():
+            raise NexaError(f"{link} is not a symlink; move it aside and deploy again with `nexa deploy <run_id>`")
+        return None
+    target = os.readlink(link)
+    parts = PurePosixPath(target).parts
+    if len(parts) != 3 or parts[0] != RELEASES_NAME or parts[2] != "model" or not RUN_ID_RE.match(parts[1]):
+        raise NexaError(
+            f"{link} points at {target!r}, not at {RELEASES_NAME}/<run_id>/model; deploy again with `nexa deploy <run_id>`"
+        )
+    return parts[1]
+
+
+def _point_current_at(layout: Layout, run_id: str) -> Path:
+    """Atomically re-point current_model: a new symlink under a unique name, renamed over the old one."""
+    link = current_model_path(layout)
+    tmp = layout.deploy_dir / f".{CURRENT_NAME}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    os.symlink(f"{RELEASES_NAME}/{run_id}/model", tmp)
+    try:
+        os.replace(tmp, link)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise NexaError(f"cannot update {link} ({exc.strerror}); move it aside and deploy again") from None
+    _fsync_dir(layout.deploy_dir)
+    return link
+
+
+def _check_release(layout: Layout, run_id: str) -> Path:
+    release = release_dir(layout, run_id)
+    if release.is_symlink() or not release.is_dir():
+        raise NexaError(f"release {run_id} is not a folder at {release}; remove it and deploy again with `nexa deploy {run_id}`")
+    try:
+        verify_unpacked(release, f"release {release}")
+    except NexaError as exc:
+        raise NexaError(f"{exc}; or remove {release} and deploy {run_id} again") from None
+    if not (release / "model").is_dir():
+        raise NexaError(f"release {release} has no model/ folder; remove it and deploy {run_id} again")
+    return release
+
+
+def _ensure_release(layout: Layout, run_id: str) -> Path:
+    """Unpack the run's package into releases/<run_id> (verified), or reuse a release already there."""
+    release = release_dir(layout, run_id)
+    if release.exists() or release.is_symlink():
+        return _check_release(layout, run_id)
+    package = layout.package_path(run_id)
+    if not package.is_file():
+        raise NexaError(f"no package for run {run_id} at {package}; build it first with `nexa package {run_id}`")
+    try:
+        unpack_package(package, release)
+    except NexaError:
+        if release.exists():  # a concurrent deploy of the same run unpacked it first
+            return _check_release(layout, run_id)
+        raise
+    if not (release / "model").is_dir():
+        raise NexaError(f"package {package} has no model/ folder; rebuild it with `nexa package {run_id}`")
+    return release
+
+
+# ------------------------------------------------------------------------------------------ actions
+
+
+def _promote(layout: Layout, record: dict) -> None:
+    """Under the lock: log the record, then swap; a failed swap takes the record back out."""
+    size = _append_history(layout, record)
+    try:
+        _point_current_at(layout, record["run_id"])
+    except BaseException:
+        _truncate_history(layout, size)
+        raise
+
+
+def deploy(layout: Layout, run_id: str) -> Path:
+    """Make `run_id` the current model; returns the `current_model` path."""
+    run_id = validate_run_id(run_id)
+    _ensure_release(layout, run_id)  # the slow part runs outside the lock
+    with _locked(layout):
+        previous = current_release(layout)
+        _promote(layout, {"action": "deploy", "run_id": run_id, "previous_run_id": previous, "deployed_at": _now()})
+    return current_model_path(layout)
+
+
+def rollback(layout: Layout) -> str:
+    """Re-point current_model at the release deployed before the current one; returns its run id."""
+    with _locked(layout):
+        current = current_release(layout)
+        if current is None:
+            raise NexaError(f"nothing to roll back: no model is deployed at {current_model_path(layout)}")
+        stack = _stack(history(layout))
+        if not stack or stack[-1] != current:
+            raise NexaError(
+                f"{history_path(layout)} does not end with the deployed run {current}; "
+                f"deploy it again with `nexa deploy {current}` to resynchronise, then roll back"
+            )
+        stack.pop()
+        if not stack:
+            raise NexaError(f"nothing to roll back to: {current} is the earliest deployment in {history_path(layout)}")
+        target = validate_run_id(stack[-1])
+        _check_release(layout, target)
+        _promote(layout, {"action": "rollback", "run_id": target, "previous_run_id": current, "deployed_at": _now()})
+    return target

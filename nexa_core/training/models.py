@@ -1,0 +1,51 @@
+"""Load a sequence classifier and its tokenizer from a hub id or a local folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nexa_core.common.errors import NexaError
+from nexa_core.common.resolve import resolve_location
+
+
+def load_tokenizer(location: str, revision: str | None = None):
+    from transformers import AutoTokenizer
+
+    path = resolve_location(location, "model.name_or_path")
+    try:
+        return AutoTokenizer.from_pretrained(path, revision=revision)
+    except (OSError, ValueError) as err:
+        raise NexaError(f"model.name_or_path: cannot load a tokenizer from {location!r} ({_first_line(err)})") from None
+
+
+def label_names(config) -> list[str]:
+    """A classifier config's class names in id order (what its logits' columns mean)."""
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def load_classifier(location: str, label_names: list[str], revision: str | None = None):
+    """A classifier head sized to the data's labels; a pretrained head of another size is re-initialised."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = resolve_location(location, "model.name_or_path")
+    if _looks_local(location) and not Path(path).exists():
+        raise NexaError(f"model.name_or_path: {path} does not exist; point it at a model folder or a hub id")
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path,
+            revision=revision,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            ignore_mismatched_sizes=True,
+        )
+    except (OSError, ValueError) as err:
+        raise NexaError(f"model.name_or_path: cannot load {location!r} ({_first_line(err)})") from None
+
+
+def _looks_local(location: str) -> bool:
+    return location.startswith(("/", ".", "~", "package://"))
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

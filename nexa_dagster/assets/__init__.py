@@ -1,1 +1,0 @@
-"""Assets by domain: data, training, evaluation, release (manifest, package, deployment)."""

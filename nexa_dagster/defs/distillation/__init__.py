@@ -1,0 +1,1 @@
+"""Distillation: teacher -> inputs -> outputs -> pairs -> student -> evaluation, per teacher-input partition."""

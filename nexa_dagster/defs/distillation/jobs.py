@@ -1,0 +1,13 @@
+"""`distillation_pipeline` (one teacher-input partition): teacher -> outputs -> pairs -> student -> evaluation of
+both -> the student's manifest, package, deployment and mirror."""
+
+import dagster as dg
+
+from nexa_dagster.defs.release.lines import STUDENT_LINE
+
+distillation_pipeline = dg.define_asset_job(
+    "distillation_pipeline",
+    selection=dg.AssetSelection.assets("training_dataset", *STUDENT_LINE.release_assets)
+    | dg.AssetSelection.groups("distillation"),
+    description="Teacher -> teacher outputs -> filtered pairs -> student; evaluate both, gate, package, deploy.",
+)

@@ -1,0 +1,89 @@
+"""Data drops: `raw_dataset` (one partition per dropped file) and `incremental_dataset` (every valid drop so far,
+as a content-hashed dataset version), the start of the flow that retrains and promotes on new data.
+
+`raw_dataset` reads only its own drop: cleaning, de-duplication against every text seen before (a hash index)
+and hash-based split assignment live in `nexa_core/data/incremental.py`. A malformed drop materializes with
+`valid: false` and the reason, and its blocking check `drop_is_valid` fails; nothing downstream uses it.
+"""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from nexa_dagster.defs.drops.automation import FOLLOW_DROPS
+from nexa_dagster.defs.drops.partitions import RAW_DROPS
+from nexa_dagster.resources import NexaRecipe, S3StorageResource
+
+GROUP = "drops"
+
+
+def drop_sources(nexa: NexaRecipe, storage: S3StorageResource) -> dict:
+    """The watched locations: {"folder": DropSource, "s3": DropSource or None} from data.drops."""
+    import os
+
+    from nexa_core.data.drops import DropSource
+
+    drops = nexa.core().data.drops
+    folder = DropSource(drops.folder or nexa.layout().raw_drops_dir)
+    s3 = None
+    if drops.s3_prefix:
+        endpoint = storage.endpoint_url or os.environ.get("NEXA_S3_ENDPOINT_URL") or None
+        s3 = DropSource(drops.s3_prefix, endpoint_url=endpoint, region=storage.region_name)
+    return {"folder": folder, "s3": s3}
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=RAW_DROPS,
+          description="One data drop: validated, cleaned, de-duplicated against all earlier drops, split by hash.")
+def raw_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3StorageResource) -> dg.Output[dict]:
+    from nexa_core.data.incremental import ingest_drop
+
+    cfg, layout, name = nexa.core(), nexa.layout(), context.partition_key
+    sources = drop_sources(nexa, storage)
+    # The folder first; then the S3 prefix (the sensors never register one name twice).
+    source = sources["folder"]
+    if not source.exists(name) and sources["s3"] is not None:
+        source = sources["s3"]
+    with tempfile.TemporaryDirectory(prefix="nexa-drop-") as tmp:
+        path = source.fetch(name, Path(tmp))
+        record = ingest_drop(cfg.data, layout.drops_dir, name, path, seed=cfg.training.distributed.seed)
+    valid = record["status"] == "valid"
+    if valid:
+        context.log.info(f"drop {name}: {record['rows']} new rows {record['counts']} (dropped {record['drop_counts']})")
+    else:
+        context.log.error(f"drop {name} is malformed and was skipped: {record['reason']}")
+    metadata = {"valid": valid, "reason": str(record["reason"] or ""), "source": source.describe(),
+                "rows": record["rows"], "raw_rows": record["raw_rows"], "reused": record["reused"],
+                **{f"rows_{split}": n for split, n in record["counts"].items()},
+                **{f"dropped_{reason}": n for reason, n in record["drop_counts"].items()}}
+    return dg.Output(record, metadata=metadata)
+
+
+@dg.asset_check(asset=raw_dataset, blocking=True, partitions_def=RAW_DROPS,
+                description="The drop could be read and has the configured text and label columns.")
+def drop_is_valid(raw_dataset: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=raw_dataset["status"] == "valid",
+                               metadata={"reason": str(raw_dataset["reason"] or ""), "rows": raw_dataset["rows"]})
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[raw_dataset], output_required=False,
+          automation_condition=FOLLOW_DROPS,
+          description="Every valid drop so far as one content-hashed dataset version (only new drops are read).")
+def incremental_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe):
+    from nexa_core.data.incremental import build_version
+
+    cfg, layout = nexa.core(), nexa.layout()
+    dataset = build_version(cfg.data, layout.datasets_dir, layout.drops_dir, seed=cfg.training.distributed.seed,
+                            source=f"drops:{layout.drops_dir}")
+    if dataset is None:
+        # No output, no materialization: nothing downstream retrains on unchanged data.
+        context.log.info("no drop added rows since the last version; nothing to do")
+        return
+    context.log.info(f"dataset version {dataset.version}: {dataset.counts}")
+    value = {"version": dataset.version, "path": str(dataset.path), "labels": dataset.labels,
+             "source": dataset.source, "counts": dataset.counts}
+    yield dg.Output(value, data_version=dg.DataVersion(dataset.version), metadata={
+        "dataset_version": dataset.version, "data_hash": dataset.version,
+        "dataset_path": dg.MetadataValue.path(str(dataset.path)), "labels": dg.MetadataValue.json(dataset.labels),
+        "raw_rows": dataset.num_raw_rows, **{f"rows_{split}": n for split, n in dataset.counts.items()},
+        **{f"dropped_{reason}": n for reason, n in dataset.drop_counts.items()}})

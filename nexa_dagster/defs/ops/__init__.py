@@ -1,0 +1,1 @@
+"""Operations: nightly retention (`maintenance`) and the environment report (`infra_report`)."""

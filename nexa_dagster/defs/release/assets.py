@@ -1,0 +1,94 @@
+"""Release assets, for any evaluated model: `run_manifest` -> `model_package` -> `deployed_model` and
+`run_mirror` (durable copies: S3 under NEXA_S3_PREFIX, else the local mirror folder).
+
+`release_assets` builds the chain once per model line (the fine-tuned model; the distilled student,
+per input partition), so both lines record, package and promote through the same code.
+"""
+
+import json
+from types import SimpleNamespace
+
+import dagster as dg
+
+from nexa_core.release import steps
+from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
+from nexa_dagster.defs.release.gates import threshold_check
+from nexa_dagster.defs.release.lines import STUDENT_LINE, TRAINED_LINE, ModelLine
+from nexa_dagster.resources import NexaRecipe, S3StorageResource
+
+
+def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
+    """The model's output names the dataset it was trained and tested on (`model["dataset"]`)."""
+    model, report, prefix = line.model, line.report, line.prefix
+    common = {"group_name": "release", "partitions_def": TEACHER_INPUTS if line.partitioned else None}
+    manifest_name, package_name, deployed_name = f"{prefix}run_manifest", f"{prefix}model_package", f"{prefix}deployed_model"
+
+    @dg.asset(name=manifest_name, kinds={"json"}, description="runs/manifests/<run_id>.json (NexaRunManifest).",
+              ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report)}, **common)
+    def run_manifest(nexa: NexaRecipe, model: dict, report: dict) -> dg.Output[dict]:
+        path = steps.record_manifest(nexa.core(), model["run_id"], nexa.layout(), SimpleNamespace(**model["dataset"]),
+                                     report, model["train_metrics"])
+        manifest = json.loads(path.read_text())
+        return dg.Output({"run_id": manifest["run_id"], "path": str(path)},
+                         metadata={"manifest_path": dg.MetadataValue.path(str(path)),
+                                   "manifest": dg.MetadataValue.json(manifest)})
+
+    @dg.asset(name=package_name, kinds={"tar"}, description="Verified tarball: weights, tokenizer, config, checksums.",
+              ins={"manifest": dg.AssetIn(manifest_name)}, **common)
+    def model_package(nexa: NexaRecipe, manifest: dict) -> dg.Output[dict]:
+        from nexa_core.common.hashing import sha256_file
+
+        # The blocking check upstream already gated this run; the core gate re-checks for CLI parity.
+        path = steps.package_run(nexa.layout(), manifest["run_id"])
+        digest = sha256_file(path)
+        return dg.Output({"run_id": manifest["run_id"], "path": str(path), "sha256": digest},
+                         metadata={"package_path": dg.MetadataValue.path(str(path)), "sha256": digest,
+                                   "size_bytes": path.stat().st_size})
+
+    @dg.asset(name=deployed_name, kinds={"huggingface"}, description="deploy/current_model, atomically promoted.",
+              ins={"package": dg.AssetIn(package_name)}, **common)
+    def deployed_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
+        from nexa_core.release import deploy
+        from nexa_core.release.promotion import read_decision
+
+        layout = nexa.layout()
+        previous = deploy.current_release(layout)
+        # A gated student (the drop flow) was compared with the model deployed at evaluation time; if another
+        # run deployed since, that comparison no longer holds. Ungated decisions are only recorded.
+        decision = read_decision(layout, package["run_id"])
+        gated = bool(decision and decision.get("gated", True))
+        if gated and not decision["promote"]:
+            raise dg.Failure(description=f"{package['run_id']} lost to the champion ({decision['reason']}); not deployed")
+        if gated and decision["champion_run_id"] not in (previous, package["run_id"]):
+            raise dg.Failure(description=f"the deployed model changed from {decision['champion_run_id']} to {previous} "
+                                         f"since {package['run_id']} was compared with it; re-materialize its evaluation")
+        path = steps.deploy_run(layout, package["run_id"])
+        context.log.info(f"deployed model {package['run_id']} at {path}")
+        extra = {"promotion": dg.MetadataValue.json(decision), "champion_run_id": str(decision["champion_run_id"])} \
+            if decision else {}
+        return dg.Output({"run_id": package["run_id"], "path": str(path)},
+                         metadata={"current_model": dg.MetadataValue.path(str(path)), "run_id": package["run_id"],
+                                   "previous_run_id": str(previous), "history_length": len(deploy.history(layout)),
+                                   **extra})
+
+    @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
+              description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
+    def run_mirror(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3StorageResource,
+                   package: dict) -> dg.Output[dict]:
+        from nexa_core.storage.mirror import mirror_run
+
+        layout = nexa.layout()
+        pushed = mirror_run(storage.store(layout), layout, package["run_id"])
+        context.log.info(f"mirrored {package['run_id']} to {pushed['final']['uri']}")
+        return dg.Output(pushed, metadata={**{f"{name}_uri": str(info.get("uri")) for name, info in pushed.items()},
+                                           "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),
+                                           "skipped_files": sum(i.get("skipped", 0) for i in pushed.values())})
+
+    return [run_manifest, model_package, deployed_model, run_mirror]
+
+
+@dg.definitions
+def release_chains() -> dg.Definitions:
+    lines = (TRAINED_LINE, STUDENT_LINE)
+    return dg.Definitions(assets=[asset for line in lines for asset in release_assets(line)],
+                          asset_checks=[threshold_check(line) for line in lines])

@@ -1,0 +1,1 @@
+"""Fine-tuning: `training_dataset` -> `trained_model` -> `evaluation_report`, and `training_pipeline`."""
