@@ -12,16 +12,18 @@ import json
 import sys
 
 from nexa_core.data import prepare
+from nexa_core.training.handoff import TrainedModel
 from nexa_core.config import load_config
 from nexa_core.distill import pipeline
 from nexa_core.common.layout import Layout
 
 
-def latest_student(layout: Layout, name: str) -> dict:
+def latest_student(layout: Layout, name: str, dataset) -> TrainedModel:
+    """The newest finished student, to be scored on `dataset` (the recipe's own test split)."""
     runs = sorted(p for p in layout.runs_dir.glob(f"{name}-student_*") if (p / "final" / "config.json").is_file())
     if not runs:
         sys.exit(f"no finished student run under {layout.runs_dir}; run `make run` first")
-    return {"run_id": runs[-1].name, "final_dir": str(runs[-1] / "final")}
+    return TrainedModel(runs[-1].name, runs[-1] / "final", dataset, {}, 0)
 
 
 def main() -> None:
@@ -32,14 +34,12 @@ def main() -> None:
     layout = Layout.from_storage(cfg.storage)
     dataset = prepare(cfg, layout)
     teacher = pipeline.teacher_model(cfg, layout, dataset)  # reuses the trained teacher, never retrains it here
-    if teacher["trained"]:
+    if teacher.trained:
         print("note: the teacher was trained just now (no earlier run found)")
-    student = latest_student(layout, cfg.name)
-    student["dataset"] = {"path": str(dataset.path)}  # the bench scores it on the recipe's own test split
-    c = {k: v for k, v in pipeline.compare_models(cfg, layout, teacher, student).items()
-         if k != "student_report"}
+    student = latest_student(layout, cfg.name, dataset)
+    c = pipeline.compare_models(cfg, layout, teacher, student).comparison
     print(json.dumps(c, indent=2))
-    print(f"teacher {teacher['path']}\nstudent {student['final_dir']}")
+    print(f"teacher {teacher.path}\nstudent {student.final_dir}")
     print(f"student/teacher accuracy = {c['accuracy_ratio']:.3f} (target >= 0.95)")
     print(f"student latency speed-up (batch 1) = {c['latency_speedup']:.2f}x (target >= 2.0x)")
     print(f"student throughput speed-up (batch {cfg.evaluation.batch_size}) = {c['throughput_speedup']:.2f}x")

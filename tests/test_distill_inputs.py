@@ -15,6 +15,7 @@ import pytest
 from nexa_core.config import StorageConfig
 from nexa_core.data import DataQuery
 from nexa_core.data.names import drop_inputs_name, validate_name
+from nexa_core.distill.handoff import Teacher
 from nexa_core.distill.inputs import build_teacher_inputs, input_id
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
@@ -276,9 +277,9 @@ def test_a_drops_input_set_is_built_from_that_stored_dataset_version(tmp_path):
     assert drop_inputs_name("fedcba9876543210") == "drops-fedcba9876543210"
 
     info = pipeline.teacher_inputs(cfg, layout, base, "drops-fedcba9876543210")
-    assert info["source_dataset_version"] == "fedcba9876543210" and info["counts"]["train"] == 2
+    assert info.source_dataset_version == "fedcba9876543210" and info.counts["train"] == 2
     assert pipeline.inputs_source(layout, "drops-fedcba9876543210").path == drop
-    assert pipeline.teacher_inputs(cfg, layout, base, "v1")["source_dataset_version"] == "0123456789abcdef"
+    assert pipeline.teacher_inputs(cfg, layout, base, "v1").source_dataset_version == "0123456789abcdef"
     with pytest.raises(NexaError, match="teacher_inputs 'drops-00000000deadbeef': no prepared dataset version"):
         pipeline.teacher_inputs(cfg, layout, base, "drops-00000000deadbeef")
     assert not (layout.distill_dir / "teacher_inputs" / "drops-00000000deadbeef").exists()
@@ -289,5 +290,5 @@ def test_a_drops_input_set_is_built_from_that_stored_dataset_version(tmp_path):
     teacher = tmp_path / "teacher"
     BertConfig(num_labels=3, id2label={0: "neg", 1: "neutral", 2: "pos"}).save_pretrained(teacher)
     with pytest.raises(NexaError, match=r"distill.teacher: the teacher's labels \['neg', 'neutral', 'pos'\] differ"):
-        pipeline.teacher_outputs(cfg, layout, {"path": str(teacher), "version": "t1"}, "drops-fedcba9876543210")
+        pipeline.teacher_outputs(cfg, layout, Teacher(teacher, "t1", None, trained=False), "drops-fedcba9876543210")
     assert not (layout.distill_dir / "teacher_outputs").exists()

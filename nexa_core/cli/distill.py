@@ -1,20 +1,23 @@
-"""`nexa distill`: the distillation pipeline, whole or one step at a time (same functions as the assets)."""
+"""`nexa distill`: the distillation pipeline, whole or one step at a time (same functions as the assets).
+
+The student step also records what the `student_evaluation` asset records: the comparison with its teacher,
+the manifest, and the champion/challenger decision (`promotion.json`) that `nexa deploy` then enforces."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
-from nexa_core.config import load_config
 from nexa_core.common.layout import Layout
+from nexa_core.config import load_config
 
 STEPS = ("teacher", "inputs", "outputs", "pairs", "student")
 
 
 def cmd_distill(args) -> None:
-    from nexa_core.data import prepare
-    from nexa_core.release import steps
+    from nexa_core.data.prepare import prepare
     from nexa_core.distill import pipeline as dp
+    from nexa_core.release import steps
+    from nexa_core.release.promotion import decide_for_student
 
     cfg = load_config(args.config, args.override)
     layout = Layout.from_storage(cfg.storage)
@@ -22,24 +25,24 @@ def cmd_distill(args) -> None:
     wanted = STEPS if args.step == "all" else (args.step,)
     dataset = prepare(cfg, layout)
     teacher = dp.teacher_model(cfg, layout, dataset)
-    out: dict = {"teacher": {k: teacher[k] for k in ("path", "run_id", "version", "trained")}}
+    out: dict = {"teacher": teacher.metadata()}
     if "inputs" in wanted:
-        out["inputs"] = dp.teacher_inputs(cfg, layout, dataset, version)
+        out["inputs"] = dp.teacher_inputs(cfg, layout, dataset, version).metadata()
     if "outputs" in wanted:
-        out["outputs"] = dp.teacher_outputs(cfg, layout, teacher, version)
+        out["outputs"] = dp.teacher_outputs(cfg, layout, teacher, version).metadata()
     if "pairs" in wanted:
-        out["pairs"] = dp.distillation_pairs(cfg, layout, dp.labels_version(cfg, teacher), version)
+        out["pairs"] = dp.distillation_pairs(cfg, layout, dp.labels_version(cfg, teacher), version).metadata()
     if "student" in wanted:
-        pairs = dp.read_json(layout.distill_dir / "distillation_pairs" / dp.labels_version(cfg, teacher) / version
-                             / "pairs.json")
+        pairs = dp.stored_pairs(layout, dp.labels_version(cfg, teacher), version)
         student = dp.student_model(cfg, layout, teacher, pairs)
-        out["student"] = {k: student[k] for k in ("run_id", "final_dir", "global_step")}
+        out["student"] = {"run_id": student.run_id, "final_dir": str(student.final_dir),
+                          "global_step": student.global_step}
         if cfg.distill.kind == "classifier":
             report = dp.compare_models(cfg, layout, teacher, student)
-            out["comparison"] = {k: v for k, v in report.items() if k != "student_report"}
-            used = SimpleNamespace(**student["dataset"])  # the input set's dataset (a drop version for drops-*)
-            out["manifest"] = str(steps.record_manifest(cfg, student["run_id"], layout, used,
-                                                        report["student_report"], student["train_metrics"]))
+            out["comparison"] = report.comparison
+            out["promotion"] = decide_for_student(cfg, layout, student, report, version)
+            out["manifest"] = str(steps.record_manifest(cfg, student.run_id, layout, student.dataset, report.values,
+                                                        student.train_metrics))
     print(json.dumps(out, indent=2, default=str))
 
 

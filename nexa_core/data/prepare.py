@@ -43,6 +43,13 @@ class PreparedDataset:
     num_raw_rows: int
     reused: bool = False  # True when this version was already stored and nothing was written
 
+    def metadata(self) -> dict:
+        """What the UI shows for a dataset version (row counts per split, drops per reason)."""
+        return {"dataset_version": self.version, "data_hash": self.version, "dataset_path": self.path,
+                "source": self.source, "labels": self.labels, "raw_rows": self.num_raw_rows,
+                **{f"rows_{split}": n for split, n in self.counts.items()},
+                **{f"dropped_{reason}": n for reason, n in self.drop_counts.items()}}
+
 
 def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int) -> PreparedDataset:
     source = describe_source(cfg)

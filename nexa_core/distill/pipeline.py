@@ -14,15 +14,19 @@ from nexa_core.config import NexaConfig
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.resolve import resolve_location
+from nexa_core.data.prepare import PreparedDataset
+from nexa_core.distill.handoff import DistillationPairs, InputSet, Teacher, TeacherOutputs
+from nexa_core.evaluation.report import EvaluationReport
+from nexa_core.training.handoff import TrainedModel
 
 
-def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
+def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset) -> Teacher:
     """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path."""
     from nexa_core.distill.collect import teacher_version
 
     if cfg.distill.teacher:
         path = Path(_materialize_pinned(cfg.distill.teacher, layout))
-        return {"path": str(path), "run_id": None, "version": teacher_version(path), "trained": False}
+        return Teacher(path, teacher_version(path), None, trained=False)
     from nexa_core.training.record import find_run, read_record, work_key
 
     # A teacher already trained for this exact work is reused: students iterate, the teacher stays put.
@@ -30,12 +34,11 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
     if done:
         final = layout.run_dir(done) / "final"
         train_metrics = read_record(layout.run_dir(done))["train"]["train_metrics"]
-        return {"path": str(final), "run_id": done, "version": teacher_version(final), "trained": False,
-                "train_metrics": train_metrics}
+        return Teacher(final, teacher_version(final), done, trained=False, train_metrics=train_metrics)
     run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
     result = train_run(cfg, dataset.path, run_id, layout)
-    return {"path": result.final_dir, "run_id": run_id, "version": teacher_version(result.final_dir),
-            "trained": True, "train_metrics": result.train_metrics}
+    return Teacher(Path(result.final_dir), teacher_version(result.final_dir), run_id, trained=True,
+                   train_metrics=result.train_metrics)
 
 
 def _materialize_pinned(location: str, layout: Layout) -> str:
@@ -80,15 +83,16 @@ def inputs_source(layout: Layout, version: str):
     return load_prepared(stored if stored.is_dir() else meta["source_dataset_path"], f"teacher_inputs {version!r}")
 
 
-def teacher_inputs(cfg: NexaConfig, layout: Layout, dataset, version: str | None = None,
-                   extra_texts: pd.DataFrame | None = None) -> dict:
+def teacher_inputs(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset, version: str | None = None,
+                   extra_texts: pd.DataFrame | None = None) -> InputSet:
     from nexa_core.distill.inputs import build_teacher_inputs
 
     version = version or cfg.distill.inputs_version
     dataset = inputs_dataset(layout, version, dataset)
     if extra_texts is None and cfg.distill.unlabelled_path:
         extra_texts = _unlabelled_texts(cfg)
-    return build_teacher_inputs(dataset.path, layout.distill_dir, version, extra_texts)
+    info = build_teacher_inputs(dataset.path, layout.distill_dir, version, extra_texts)
+    return InputSet(version, Path(info["path"]), info["source_dataset_version"], dict(info["counts"]), info["reused"])
 
 
 def _unlabelled_texts(cfg: NexaConfig) -> pd.DataFrame:
@@ -119,15 +123,15 @@ def outputs_dir(layout: Layout, teacher_version: str) -> Path:
     return layout.distill_dir / "teacher_outputs" / teacher_version
 
 
-def labels_version(cfg: NexaConfig, teacher: dict) -> str:
+def labels_version(cfg: NexaConfig, teacher: Teacher) -> str:
     """The version the teacher's outputs are kept under: its weights' version plus the precision, if not fp32."""
     from nexa_core.distill import precision
 
     _, _, resolved = precision.resolve_precision(None, cfg.distill.teacher_precision)
-    return precision.labels_version(teacher["version"], resolved)
+    return precision.labels_version(teacher.version, resolved)
 
 
-def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str) -> dict:
+def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: Teacher, version: str) -> TeacherOutputs:
     """Label every input of the set not yet labelled by this teacher version (resumable, chunked)."""
     from nexa_core.distill.collect import collect_classification, collect_generation
 
@@ -136,18 +140,19 @@ def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str
     d = cfg.distill
     if d.kind == "causal_lm":
         inputs = inputs.assign(text=[d.prompt_template.format(text=t) for t in inputs["text"]])
-        stats = collect_generation(teacher["path"], inputs, out, max_new_tokens=d.max_new_tokens,
+        stats = collect_generation(str(teacher.path), inputs, out, max_new_tokens=d.max_new_tokens,
                                    batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision)
     else:
         _check_teacher_labels(layout, teacher, version)
-        stats = collect_classification(teacher["path"], inputs, out, top_k=d.top_k, batch_size=d.batch_size,
+        stats = collect_classification(str(teacher.path), inputs, out, top_k=d.top_k, batch_size=d.batch_size,
                                        max_length=cfg.model.max_length, chunk_size=d.chunk_size,
                                        precision=d.teacher_precision)
     # teacher_version keys the outputs (and the pairs made from them); model_version is the weights' alone.
-    return {**stats, "path": str(out), "model_version": teacher["version"], "inputs_version": version}
+    return TeacherOutputs(out, stats["teacher_version"], teacher.version, version, stats["precision"], stats["computed"],
+                          stats["skipped"], stats["chunks_written"], stats["seconds"], stats["inputs_per_second"])
 
 
-def _check_teacher_labels(layout: Layout, teacher: dict, version: str) -> None:
+def _check_teacher_labels(layout: Layout, teacher: Teacher, version: str) -> None:
     """Before any teacher time is spent: a student (and its evaluation) needs the teacher's classes, in order,
     to be the dataset's. A drop that brings a new class is the usual way to get here."""
     from transformers import AutoConfig
@@ -155,14 +160,14 @@ def _check_teacher_labels(layout: Layout, teacher: dict, version: str) -> None:
     from nexa_core.training.models import label_names
 
     meta = _inputs_meta(layout, version)
-    teacher_labels = label_names(AutoConfig.from_pretrained(teacher["path"]))
+    teacher_labels = label_names(AutoConfig.from_pretrained(teacher.path))
     if teacher_labels != list(meta["labels"]):
         raise NexaError(f"distill.teacher: the teacher's labels {teacher_labels} differ from {meta['labels']}, the "
                         f"labels of dataset {meta['source_dataset_version']} (input set {version}); train the "
                         "teacher on data with exactly these classes, or pin one that has them")
 
 
-def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, version: str) -> dict:
+def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, version: str) -> DistillationPairs:
     from nexa_core.distill.collect import read_outputs
     from nexa_core.distill.filters import filter_pairs
 
@@ -181,52 +186,57 @@ def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, ve
     info = {"kept": len(kept), "total": len(joined), "drops": drops, "teacher_version": teacher_version,
             "inputs_version": version, "path": str(folder / "pairs.parquet")}
     atomic_write_json(folder / "pairs.json", info)
-    return info
+    return DistillationPairs(folder / "pairs.parquet", len(kept), len(joined), drops, teacher_version, version)
 
 
-def student_model(cfg: NexaConfig, layout: Layout, teacher: dict, pairs: dict) -> dict:
+def stored_pairs(layout: Layout, teacher_version: str, version: str) -> DistillationPairs:
+    """The pairs an earlier `distillation_pairs` call stored (what `nexa distill --step student` trains on)."""
+    info = read_json(layout.distill_dir / "distillation_pairs" / teacher_version / version / "pairs.json")
+    return DistillationPairs(Path(info["path"]), info["kept"], info["total"], info["drops"], teacher_version, version)
+
+
+def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: DistillationPairs) -> TrainedModel:
     """Initialise the student from the teacher's layers and train it on the pairs with the KD loss.
 
     The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
     from nexa_core.distill.student import make_student
 
     d = cfg.distill
-    dataset = inputs_source(layout, pairs["inputs_version"])
-    used = {"version": dataset.version, "path": str(dataset.path), "source": dataset.source,
-            "labels": dataset.labels, "counts": dataset.counts}
-    init = layout.scratch / "students" / f"{teacher['version']}-L{d.student_layers}"
+    dataset = inputs_source(layout, pairs.inputs_version)
+    init = layout.scratch / "students" / f"{teacher.version}-L{d.student_layers}"
     if not (init / "config.json").is_file():
-        make_student(teacher["path"], init, d.student_layers, causal_lm=d.kind == "causal_lm")
+        make_student(str(teacher.path), init, d.student_layers, causal_lm=d.kind == "causal_lm")
     if d.kind == "causal_lm":
         from nexa_core.distill.sft import train_causal_student
 
         run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
-                                    init_from=str(init), pairs=pairs["path"], kd=None)
-        result = train_causal_student(cfg, Path(pairs["path"]), init, layout.run_dir(run_id))
-        return {"run_id": run_id, **result, "dataset": used}
+                                    init_from=str(init), pairs=str(pairs.path), kd=None)
+        result = train_causal_student(cfg, pairs.path, init, layout.run_dir(run_id))
+        return TrainedModel(run_id, Path(result["final_dir"]), dataset, dict(result.get("train_metrics", {})),
+                            int(result.get("global_step", 0)))
     kd = (d.alpha, d.temperature)
     run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
-                                init_from=str(init), pairs=pairs["path"], kd=kd)
-    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd)
-    return {"run_id": run_id, "final_dir": result.final_dir, "global_step": result.global_step,
-            "train_metrics": result.train_metrics, "dataset": used}
+                                init_from=str(init), pairs=str(pairs.path), kd=kd)
+    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd)
+    return TrainedModel.from_result(result, dataset)
 
 
-def compare_models(cfg: NexaConfig, layout: Layout, teacher: dict, student: dict) -> dict:
-    """Teacher and student on the same test split (the student's dataset): quality, agreement, size, latency."""
-    from types import SimpleNamespace
-
+def compare_models(cfg: NexaConfig, layout: Layout, teacher: Teacher, student: TrainedModel) -> EvaluationReport:
+    """Teacher and student on the same test split (the student's dataset): quality, agreement, size, latency.
+    The report is the student's (its metrics.json), with the side-by-side comparison attached."""
     from nexa_core.distill.compare import side_by_side, side_by_side_generation
 
-    dataset = SimpleNamespace(**student["dataset"])
+    dataset = student.dataset
     if cfg.distill.kind == "causal_lm":
-        return side_by_side_generation(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
-                                       layout.run_dir(student["run_id"]), template=cfg.distill.prompt_template,
-                                       max_new_tokens=cfg.distill.max_new_tokens, samples=cfg.data.eval_samples or 64)
-    report = side_by_side(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
-                          layout.run_dir(student["run_id"]), batch_size=cfg.evaluation.batch_size,
-                          max_length=cfg.model.max_length)
-    return report
+        report = side_by_side_generation(teacher.path, student.final_dir, Path(dataset.path),
+                                         layout.run_dir(student.run_id), template=cfg.distill.prompt_template,
+                                         max_new_tokens=cfg.distill.max_new_tokens,
+                                         samples=cfg.data.eval_samples or 64)
+    else:
+        report = side_by_side(teacher.path, student.final_dir, Path(dataset.path), layout.run_dir(student.run_id),
+                              batch_size=cfg.evaluation.batch_size, max_length=cfg.model.max_length)
+    comparison = {k: v for k, v in report.items() if k != "student_report"}
+    return EvaluationReport(student.run_id, report["student_report"], comparison=comparison)
 
 
 def read_json(path: Path) -> dict:

@@ -20,7 +20,7 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Callable, Iterator
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
@@ -217,13 +217,20 @@ def _promote(layout: Layout, record: dict) -> None:
         raise
 
 
-def deploy(layout: Layout, run_id: str) -> Path:
-    """Make `run_id` the current model; returns the `current_model` path."""
+def deploy(layout: Layout, run_id: str, guard: Callable[[str | None], list[str]] | None = None) -> Path:
+    """Make `run_id` the current model; returns the `current_model` path.
+
+    `guard(current_run_id)` runs under the lock, before anything changes: it raises to refuse the deploy, or
+    returns the reasons it was told to override (recorded in the history record as `overrides`)."""
     run_id = validate_run_id(run_id)
     _ensure_release(layout, run_id)  # the slow part runs outside the lock
     with _locked(layout):
         previous = current_release(layout)
-        _promote(layout, {"action": "deploy", "run_id": run_id, "previous_run_id": previous, "deployed_at": _now()})
+        overrides = guard(previous) if guard else []
+        record = {"action": "deploy", "run_id": run_id, "previous_run_id": previous, "deployed_at": _now()}
+        if overrides:
+            record.update(forced=True, overrides=overrides)
+        _promote(layout, record)
     return current_model_path(layout)
 
 

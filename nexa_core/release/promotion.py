@@ -83,7 +83,28 @@ def champion_vs_challenger(cfg: NexaConfig, layout: Layout, dataset_dir: Path, c
     return result
 
 
+def decide_for_student(cfg: NexaConfig, layout: Layout, student, report, inputs_version: str) -> dict:
+    """The champion/challenger decision for a distilled student (`TrainedModel`, its `EvaluationReport`), as
+    both `nexa distill` and the `student_evaluation` asset record it: gated for drop input sets (or scope all)."""
+    return champion_vs_challenger(cfg, layout, Path(student.dataset.path), report.values, student.run_id,
+                                  gated=is_gated(cfg, inputs_version))
+
+
 def read_decision(layout: Layout, run_id: str) -> Optional[dict]:
     """The promotion decision recorded for a run, if it went through champion/challenger."""
     path = layout.run_dir(run_id) / PROMOTION_FILE
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def promotion_refusal(layout: Layout, run_id: str, current: Optional[str]) -> Optional[str]:
+    """Why a gated run may not replace `current` (the deployed run id), or None. Ungated decisions and runs
+    without a decision (the fine-tuned line) are not refused here: their thresholds gate them."""
+    decision = read_decision(layout, run_id)
+    if not decision or not decision.get("gated", True):
+        return None
+    if not decision["promote"]:
+        return f"{run_id} lost to the champion ({decision['reason']})"
+    if decision["champion_run_id"] not in (current, run_id):
+        return (f"the deployed model changed from {decision['champion_run_id']} to {current} since {run_id} was "
+                "compared with it; evaluate it again against the new champion")
+    return None

@@ -38,22 +38,31 @@ def record_manifest(cfg: NexaConfig, run_id: str, layout: Layout, dataset, repor
     return write_manifest(layout, manifest)
 
 
+def run_thresholds(layout: Layout, run_id: str) -> dict[str, float]:
+    """The evaluation gates a run is judged by: its own config snapshot's, whatever the recipe says today."""
+    snapshot_path = layout.run_dir(run_id) / "config.yaml"
+    if not snapshot_path.is_file():
+        raise NexaError(f"run {run_id} has no config snapshot at {snapshot_path}; its gates are unknown, so train it "
+                        "again (or restore the run folder with `nexa pull`)")
+    snapshot = yaml.safe_load(snapshot_path.read_text()) or {}
+    return dict((snapshot.get("evaluation") or {}).get("thresholds", {}))
+
+
 def check_gates(layout: Layout, run_id: str) -> list[str]:
     """Gate failures for a finished run, from its own config snapshot and metrics.json."""
-    run_dir = layout.run_dir(run_id)
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = layout.run_dir(run_id) / "metrics.json"
     if not metrics_path.is_file():
         raise NexaError(f"run {run_id} has no metrics.json at {metrics_path}; evaluate it first (`nexa train`)")
-    snapshot = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
-    thresholds = (snapshot.get("evaluation") or {}).get("thresholds", {})
-    return gate_failures(json.loads(metrics_path.read_text()), thresholds)
+    return gate_failures(json.loads(metrics_path.read_text()), run_thresholds(layout, run_id))
 
 
-def release_gate(layout: Layout, run_id: str, action: str, force: bool) -> None:
+def release_gate(layout: Layout, run_id: str, action: str, force: bool) -> list[str]:
+    """Refuse a run that fails its gates unless forced; returns the failures a forced release overrides."""
     failures = check_gates(layout, run_id)
     if failures and not force:
         raise NexaError(f"run {run_id} fails its evaluation gates ({'; '.join(failures)}); not {action} it "
                         f"(pass --force to override)")
+    return failures
 
 
 def package_run(layout: Layout, run_id: str, force: bool = False) -> Path:
@@ -64,12 +73,24 @@ def package_run(layout: Layout, run_id: str, force: bool = False) -> Path:
 
 
 def deploy_run(layout: Layout, run_id: str, force: bool = False) -> Path:
-    from nexa_core.release.deploy import deploy
+    """Deploy a run if it passes its gates and, when gated, beat the model deployed now (champion/challenger).
 
-    release_gate(layout, run_id, "deploying", force)
+    The champion check runs under the deploy lock, so two deploys cannot both pass against the same champion.
+    With `force`, whatever would have refused the run is written to the deploy history as `overrides`."""
+    from nexa_core.release.deploy import deploy
+    from nexa_core.release.promotion import promotion_refusal
+
+    overridden = release_gate(layout, run_id, "deploying", force)
     if not layout.package_path(run_id).is_file():
         package_run(layout, run_id, force=force)
-    return deploy(layout, run_id)
+
+    def guard(current: str | None) -> list[str]:
+        refusal = promotion_refusal(layout, run_id, current)
+        if refusal and not force:
+            raise NexaError(f"{refusal}; not deploying it (pass --force to override)")
+        return overridden + ([refusal] if refusal else [])
+
+    return deploy(layout, run_id, guard=guard)
 
 
 def _architecture(final_dir: Path, source: str) -> str:

@@ -2,8 +2,6 @@
 is recorded (metadata and `promotion.json`), and the blocking check `beats_champion` stops the release of a
 gated student that does not beat it. Drop-flow students are always gated (evaluation.promotion.scope)."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from nexa_dagster.metadata import numbers
@@ -11,27 +9,20 @@ from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.resources import NexaRecipe
 
 
-def decide_promotion(context: dg.AssetExecutionContext, cfg, layout, report: dict, student: dict) -> dict:
-    from nexa_core.release.promotion import champion_vs_challenger, is_gated
+def decide_promotion(context: dg.AssetExecutionContext, cfg, layout, report, student) -> dict:
+    from nexa_core.release.promotion import decide_for_student
 
-    gated = is_gated(cfg, context.partition_key)
-    decision = champion_vs_challenger(cfg, layout, Path(student["dataset"]["path"]), report, student["run_id"],
-                                      gated=gated)
-    note = "" if gated else " (recorded only: this input set is not gated, see evaluation.promotion.scope)"
+    decision = decide_for_student(cfg, layout, student, report, context.partition_key)
+    note = "" if decision["gated"] else " (recorded only: this input set is not gated, see evaluation.promotion.scope)"
     context.log.info(f"champion/challenger: {decision['reason']}{note}")
     return decision
-
-
-def promotion_metadata(decision: dict) -> dict:
-    return {"champion_run_id": str(decision["champion_run_id"]), "promote": decision["promote"],
-            "promotion_gated": decision["gated"], "promotion": dg.MetadataValue.json(decision)}
 
 
 @dg.asset_check(asset="student_evaluation", blocking=True, partitions_def=TEACHER_INPUTS,
                 description="A gated student (every drop-flow student) beats the deployed champion on the same test "
                             "split by evaluation.promotion.metric and min_improvement; else it is not released.")
-def beats_champion(nexa: NexaRecipe, student_evaluation: dict) -> dg.AssetCheckResult:
-    decision = student_evaluation.get("promotion")
+def beats_champion(nexa: NexaRecipe, student_evaluation) -> dg.AssetCheckResult:
+    decision = student_evaluation.promotion
     if decision is None:  # causal LM students are judged by agreement with the teacher (meets_thresholds)
         return dg.AssetCheckResult(passed=True, description="no champion comparison: not a classifier student")
     gated = decision["gated"]

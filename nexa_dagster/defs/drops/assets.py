@@ -13,6 +13,7 @@ import dagster as dg
 
 from nexa_dagster.defs.drops.automation import FOLLOW_DROPS
 from nexa_dagster.defs.drops.partitions import RAW_DROPS
+from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 GROUP = "drops"
@@ -80,10 +81,4 @@ def incremental_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe):
         context.log.info("no drop added rows since the last version; nothing to do")
         return
     context.log.info(f"dataset version {dataset.version}: {dataset.counts}")
-    value = {"version": dataset.version, "path": str(dataset.path), "labels": dataset.labels,
-             "source": dataset.source, "counts": dataset.counts}
-    yield dg.Output(value, data_version=dg.DataVersion(dataset.version), metadata={
-        "dataset_version": dataset.version, "data_hash": dataset.version,
-        "dataset_path": dg.MetadataValue.path(str(dataset.path)), "labels": dg.MetadataValue.json(dataset.labels),
-        "raw_rows": dataset.num_raw_rows, **{f"rows_{split}": n for split, n in dataset.counts.items()},
-        **{f"dropped_{reason}": n for reason, n in dataset.drop_counts.items()}})
+    yield dg.Output(dataset, data_version=dg.DataVersion(dataset.version), metadata=to_metadata(dataset.metadata()))

@@ -6,11 +6,12 @@ per input partition), so both lines record, package and promote through the same
 """
 
 import json
-from types import SimpleNamespace
 
 import dagster as dg
 
+from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.release import steps
+from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.release.gates import threshold_check
 from nexa_dagster.defs.release.lines import STUDENT_LINE, TRAINED_LINE, ModelLine
@@ -25,9 +26,9 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=manifest_name, kinds={"json"}, description="runs/manifests/<run_id>.json (NexaRunManifest).",
               ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report)}, **common)
-    def run_manifest(nexa: NexaRecipe, model: dict, report: dict) -> dg.Output[dict]:
-        path = steps.record_manifest(nexa.core(), model["run_id"], nexa.layout(), SimpleNamespace(**model["dataset"]),
-                                     report, model["train_metrics"])
+    def run_manifest(nexa: NexaRecipe, model: TrainedModel, report: EvaluationReport) -> dg.Output[dict]:
+        path = steps.record_manifest(nexa.core(), model.run_id, nexa.layout(), model.dataset, report.values,
+                                     model.train_metrics)
         manifest = json.loads(path.read_text())
         return dg.Output({"run_id": manifest["run_id"], "path": str(path)},
                          metadata={"manifest_path": dg.MetadataValue.path(str(path)),
@@ -48,21 +49,17 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
     @dg.asset(name=deployed_name, kinds={"huggingface"}, description="deploy/current_model, atomically promoted.",
               ins={"package": dg.AssetIn(package_name)}, **common)
     def deployed_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
+        from nexa_core.common.errors import NexaError
         from nexa_core.release import deploy
         from nexa_core.release.promotion import read_decision
 
         layout = nexa.layout()
         previous = deploy.current_release(layout)
-        # A gated student (the drop flow) was compared with the model deployed at evaluation time; if another
-        # run deployed since, that comparison no longer holds. Ungated decisions are only recorded.
         decision = read_decision(layout, package["run_id"])
-        gated = bool(decision and decision.get("gated", True))
-        if gated and not decision["promote"]:
-            raise dg.Failure(description=f"{package['run_id']} lost to the champion ({decision['reason']}); not deployed")
-        if gated and decision["champion_run_id"] not in (previous, package["run_id"]):
-            raise dg.Failure(description=f"the deployed model changed from {decision['champion_run_id']} to {previous} "
-                                         f"since {package['run_id']} was compared with it; re-materialize its evaluation")
-        path = steps.deploy_run(layout, package["run_id"])
+        try:  # the same gate as `nexa deploy`: thresholds from the run's snapshot, the champion check if gated
+            path = steps.deploy_run(layout, package["run_id"])
+        except NexaError as err:
+            raise dg.Failure(description=str(err)) from None
         context.log.info(f"deployed model {package['run_id']} at {path}")
         extra = {"promotion": dg.MetadataValue.json(decision), "champion_run_id": str(decision["champion_run_id"])} \
             if decision else {}

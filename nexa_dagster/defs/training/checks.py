@@ -2,20 +2,20 @@
 
 import dagster as dg
 
+from nexa_core.data.prepare import PreparedDataset
 from nexa_dagster.defs.training.data import training_dataset
+
 
 @dg.asset_check(asset=training_dataset, blocking=True,
                 description="Splits are disjoint and every class appears in train, validation and test.")
-def splits_disjoint_and_stratified(training_dataset: dict) -> dg.AssetCheckResult:
-    from pathlib import Path
-
+def splits_disjoint_and_stratified(training_dataset: PreparedDataset) -> dg.AssetCheckResult:
     from nexa_core.data import DataQuery
 
-    query = DataQuery(Path(training_dataset["path"]).parent)
-    frames = {s: query.get_training_dataset(training_dataset["version"], s) for s in ("train", "validation", "test")}
+    query = DataQuery(training_dataset.path.parent)
+    frames = {s: query.get_training_dataset(training_dataset.version, s) for s in ("train", "validation", "test")}
     texts = {s: set(f["text"]) for s, f in frames.items()}
     overlap = len(texts["train"] & texts["test"]) + len(texts["train"] & texts["validation"])
-    missing = {s: sorted(set(training_dataset["labels"]) - set(f["label"])) for s, f in frames.items()}
+    missing = {s: sorted(set(training_dataset.labels) - set(f["label"])) for s, f in frames.items()}
     missing = {s: m for s, m in missing.items() if m}
     return dg.AssetCheckResult(passed=overlap == 0 and not missing,
                                metadata={"overlapping_texts": overlap, "missing_classes": dg.MetadataValue.json(missing)})
