@@ -35,12 +35,26 @@ class DataConfig(_Section):
     split: str = "train"  # the hub split read when `name` is used
     text_column: str = "text"
     label_column: str = "label"
+    # Text encoding of CSV/TSV/JSONL files (any Python codec: latin-1, cp1252, ...); records whose bytes do not
+    # decode are dropped as bad_encoding, and a file where more than half do not is refused.
+    encoding: str = "utf-8"
     drop_labels: list[str] = []  # labels that are not classes (e.g. rotten tomatoes `plot` rows)
     max_samples: Optional[int] = Field(default=None, ge=1)  # cap on training rows, after the split
     eval_samples: Optional[int] = Field(default=None, ge=1)  # cap on validation and test rows each
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     drops: DropsConfig = DropsConfig()
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        try:
+            # LookupError for unknown names and for non-text codecs (base64); b"" would skip the lookup.
+            b"x".decode(value, "ignore")
+        except LookupError:
+            raise ValueError("unknown text encoding; use a Python codec name such as utf-8, latin-1 or cp1252"
+                             ) from None
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":

@@ -38,7 +38,10 @@ def cmd_train(args) -> None:
     layout = Layout.from_storage(cfg.storage)
     dataset = prepare(cfg, layout)
     run_id, resuming = claim_run(cfg, dataset.version, layout, args.run_id)
-    print(f"{'resuming' if resuming else 'starting'} run {run_id} on dataset {dataset.version}", flush=True)
+    from nexa_core.data.validation import format_drops
+
+    print(f"{'resuming' if resuming else 'starting'} run {run_id} on dataset {dataset.version} "
+          f"(rows dropped: {format_drops(dataset.drop_counts)})", flush=True)
     from nexa_core.telemetry import measure
 
     telemetry_dir = layout.run_dir(run_id) / "telemetry"

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.config import DataConfig
 from nexa_core.data.drops import validate_drop_name
-from nexa_core.data.loading import load_file
+from nexa_core.data.loading import load_file, raw_row_count
 from nexa_core.data.prepare import LATEST, META, VERSION_CHARS, PreparedDataset
 from nexa_core.data.splitting import SPLITS
 from nexa_core.data.validation import DROP_REASONS, clean_rows, dedupe_key
@@ -116,7 +116,7 @@ def ingest_drop(cfg: DataConfig, root: str | os.PathLike, name: str, path: str |
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         now = datetime.now(timezone.utc).isoformat()
         try:
-            raw = load_file(path)
+            raw = load_file(path, cfg.encoding)
             cleaned, drops = clean_rows(raw, cfg, f"drop {name}")
         except NexaError as err:
             # Recorded, never raised: a malformed drop is reported (and fails its check) without wedging anything.
@@ -142,7 +142,8 @@ def ingest_drop(cfg: DataConfig, root: str | os.PathLike, name: str, path: str |
         else:
             status, reason = "valid", None
         cur = db.execute("INSERT INTO drops (name, status, reason, sha256, raw_rows, rows, ingested_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, status, reason, sha, len(raw), len(kept), now))
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (name, status, reason, sha, raw_row_count(raw), len(kept), now))
         seq = cur.lastrowid
         counts = {s: int((kept["split"] == s).sum()) for s in SPLITS}
         labels = sorted(set(kept["label"].tolist()))

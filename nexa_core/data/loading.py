@@ -2,11 +2,17 @@
 
 Every problem a user can fix (missing file, unknown format, bad encoding, malformed rows, unreachable hub)
 becomes a one-line NexaError that names the file and says what to do.
+
+Text files are decoded with `data.encoding`. A record holding bytes that do not decode is left out, and the
+number left out travels with the frame (`undecodable_rows`) so cleaning counts it as `bad_encoding`; real
+scraped corpora have a few such rows. A file where more than half the records (or the header) do not decode
+is in another encoding, and is refused rather than trained on a remnant.
 """
 
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import io
 import json
@@ -24,6 +30,22 @@ from nexa_core.common.resolve import resolve_location
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {".gz": gzip.decompress, ".bz2": bz2.decompress}
 SUPPORTED = ".csv, .tsv, .jsonl, .json (JSON lines), .parquet; text formats may be compressed as .gz or .bz2"
+# Bytes that do not decode become lone surrogates (Python's "surrogateescape"), which a strict decode never
+# yields, so a record is undecodable exactly when one of its strings holds one. (A JSON `\udcXX` escape gives
+# a lone surrogate too: equally not text that pyarrow can store.)
+_UNDECODABLE = re.compile(r"[\ud800-\udfff]")
+_UNDECODABLE_ROWS = "nexa_undecodable_rows"  # DataFrame.attrs key: pandas' place for dataset-level metadata
+MAX_UNDECODABLE_FRACTION = 0.5  # a file with more undecodable records than this is in another encoding
+
+
+def undecodable_rows(frame: pd.DataFrame) -> int:
+    """How many records the loader left out of `frame` because their bytes did not decode."""
+    return int(frame.attrs.get(_UNDECODABLE_ROWS, 0))
+
+
+def raw_row_count(frame: pd.DataFrame) -> int:
+    """Records read from the source, including those left out as undecodable."""
+    return len(frame) + undecodable_rows(frame)
 
 
 def describe_source(cfg: DataConfig) -> str:
@@ -41,13 +63,13 @@ def load_raw(cfg: DataConfig) -> pd.DataFrame:
     if not path.exists():
         raise NexaError(f"data.path: {path} does not exist; point data.path at a data file or a folder of them")
     if path.is_dir():
-        return _load_folder(path)
-    return _load_file(path)
+        return _load_folder(path, cfg.encoding)
+    return _load_file(path, cfg.encoding)
 
 
-def load_file(path: Path) -> pd.DataFrame:
+def load_file(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     """One data file (a data drop), with the same format detection and one-line errors as `data.path`."""
-    return _load_file(Path(path))
+    return _load_file(Path(path), encoding)
 
 
 def detect_format(name: str) -> Optional[str]:
@@ -67,14 +89,14 @@ def _detect(path: Path) -> Optional[tuple[str, Optional[str]]]:
     return fmt, compression
 
 
-def _load_folder(folder: Path) -> pd.DataFrame:
+def _load_folder(folder: Path, encoding: str) -> pd.DataFrame:
     # Hidden and `_`-prefixed files are tool droppings (.DS_Store, _SUCCESS), never data.
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _detect(p))
     if not files:
         raise NexaError(
             f"data.path: folder {folder} has no data files (supported: {SUPPORTED}); add files or fix the path"
         )
-    frames = [_load_file(p) for p in files]
+    frames = [_load_file(p, encoding) for p in files]
     # Rows from a file that lacks a column would silently become "empty" rows later, so insist on one layout.
     first = list(frames[0].columns)
     for path, frame in zip(files[1:], frames[1:]):
@@ -83,10 +105,12 @@ def _load_folder(folder: Path) -> pd.DataFrame:
                 f"data.path: {path.name} has columns {sorted(frame.columns)} but {files[0].name} has {sorted(first)}; "
                 f"every file in {folder} must have the same columns"
             )
-    return pd.concat(frames, ignore_index=True)
+    combined = pd.concat(frames, ignore_index=True)
+    combined.attrs[_UNDECODABLE_ROWS] = sum(undecodable_rows(frame) for frame in frames)
+    return combined
 
 
-def _load_file(path: Path) -> pd.DataFrame:
+def _load_file(path: Path, encoding: str) -> pd.DataFrame:
     detected = _detect(path)
     if detected is None:
         raise NexaError(f"data.path: {path} has an unsupported format; use one of {SUPPORTED}")
@@ -96,35 +120,85 @@ def _load_file(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
             raise NexaError(f"data.path: {path} is not a readable Parquet file ({err}); re-export it") from None
-    text = _read_text(path, compression)
+    data = _read_bytes(path, compression)
     if fmt == "jsonl":
-        return _parse_json_lines(path, text)
-    return _parse_csv(path, text, sep="\t" if fmt == "tsv" else ",")
+        frame, bad = _json_frame(path, _decode(path, data, encoding, compression))
+    else:
+        frame, bad = _csv_frame(path, data, encoding, compression, sep="\t" if fmt == "tsv" else ",")
+    total = len(frame) + bad
+    if bad > MAX_UNDECODABLE_FRACTION * total:
+        raise _encoding_error(path, data, encoding, compression, f"in {bad} of {total} records")
+    frame.attrs[_UNDECODABLE_ROWS] = bad
+    return frame
 
 
-def _read_text(path: Path, compression: Optional[str]) -> str:
+def _csv_frame(path: Path, data: bytes, encoding: str, compression: Optional[str], sep: str):
+    """(rows that decode, as strings; how many did not)."""
+    frame = _parse_csv(path, data, encoding, compression, sep)
+    if any(_UNDECODABLE.search(str(column)) for column in frame.columns):  # where the index is not pyarrow's
+        raise _encoding_error(path, data, encoding, compression, "in its header")
+    # Parsed as objects, which hold undecodable strings as they are; the `str` dtype (pyarrow) cannot.
+    bad = pd.Series(False, index=frame.index)
+    for column in frame.columns:
+        bad |= frame[column].str.contains(_UNDECODABLE, na=False)
+    return frame[~bad].reset_index(drop=True).astype(str), int(bad.sum())  # astype: as `dtype=str` reads
+
+
+def _json_frame(path: Path, text: str):
+    """(records that decode; how many did not)."""
+    records = _parse_json_lines(path, text)
+    kept = [record for record in records
+            if not any(isinstance(s, str) and _UNDECODABLE.search(s) for pair in record.items() for s in pair)]
+    return pd.DataFrame.from_records(kept), len(records) - len(kept)
+
+
+def _read_bytes(path: Path, compression: Optional[str]) -> bytes:
     data = path.read_bytes()
     if compression:
         try:
             data = _DECOMPRESS[compression](data)
         except (OSError, EOFError, ValueError) as err:
             raise NexaError(f"data.path: {path} could not be decompressed as {compression} ({err})") from None
+    return data
+
+
+def _codec(encoding: str) -> str:
+    # utf-8-sig also drops a leading BOM (Excel writes one); for any other codec the name is used as given.
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _decode(path: Path, data: bytes, encoding: str, compression: Optional[str]) -> str:
     try:
-        # Strict UTF-8 so mis-encoded text fails loudly instead of training on mojibake; utf-8-sig drops a BOM.
-        return data.decode("utf-8-sig")
+        return data.decode(_codec(encoding), "surrogateescape")
+    except UnicodeDecodeError:  # bytes below 0x80 that the codec rejects (e.g. utf-16) cannot be escaped
+        raise _encoding_error(path, data, encoding, compression, "in bytes it cannot skip") from None
+
+
+def _encoding_error(path: Path, data: bytes, encoding: str, compression: Optional[str], share: str) -> NexaError:
+    """The one-line refusal of a file that is mostly (or in its header) not in `data.encoding`."""
+    name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    where = ""
+    try:
+        data.decode(_codec(encoding))
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        where = f"byte {err.start}{' of the decompressed data' if compression else ''} (line {line})"
-        raise NexaError(
-            f"data.path: {path} is not valid UTF-8 at {where}; re-encode it as UTF-8, "
-            f"e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{''.join(path.suffixes)}`"
-        ) from None
+        where = f" at byte {err.start}{' of the decompressed data' if compression else ''} (line {line})"
+    return NexaError(
+        f"data.encoding: {path} is not valid {name}{where}, {share} (up to {MAX_UNDECODABLE_FRACTION:.0%} of "
+        "records may be undecodable: they are dropped as bad_encoding); set data.encoding to the file's encoding "
+        f"(e.g. latin-1) or re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{''.join(path.suffixes)}`"
+    )
 
 
-def _parse_csv(path: Path, text: str, sep: str) -> pd.DataFrame:
+def _parse_csv(path: Path, data: bytes, encoding: str, compression: Optional[str], sep: str) -> pd.DataFrame:
     try:
         # Everything as strings and only empty fields as missing: a review reading "NA" or "null" stays text.
-        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+        return pd.read_csv(io.BytesIO(data), sep=sep, dtype=object, keep_default_na=False, na_values=[""],
+                           encoding=_codec(encoding), encoding_errors="surrogateescape")
+    except UnicodeDecodeError:  # bytes below 0x80 that the codec rejects (e.g. utf-16) cannot be escaped
+        raise _encoding_error(path, data, encoding, compression, "in bytes it cannot skip") from None
+    except UnicodeEncodeError:  # column names go into a pyarrow `str` index, which refuses undecodable ones
+        raise _encoding_error(path, data, encoding, compression, "in its header") from None
     except pd.errors.EmptyDataError:
         raise NexaError(f"data.path: {path} is empty; it needs a header row and data rows") from None
     except pd.errors.ParserError as err:
@@ -135,7 +209,7 @@ def _parse_csv(path: Path, text: str, sep: str) -> pd.DataFrame:
         ) from None
 
 
-def _parse_json_lines(path: Path, text: str) -> pd.DataFrame:
+def _parse_json_lines(path: Path, text: str) -> list[dict]:
     # Parsed here rather than by pandas so a bad record is reported with its line number.
     if text.lstrip().startswith("["):
         try:
@@ -160,7 +234,7 @@ def _parse_json_lines(path: Path, text: str) -> pd.DataFrame:
     for number, record in numbered:
         if not isinstance(record, dict):
             raise NexaError(f"data.path: {path} {unit} {number} is not a JSON object; each record must be {{...}}")
-    return pd.DataFrame.from_records([record for _, record in numbered])
+    return [record for _, record in numbered]
 
 
 def _load_hub(cfg: DataConfig) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.config import DataConfig
-from nexa_core.data.loading import describe_source, load_raw
+from nexa_core.data.loading import describe_source, load_raw, raw_row_count
 from nexa_core.data.splitting import SPLITS, split_dataset
 from nexa_core.data.validation import clean
 from nexa_core.common.errors import NexaError
@@ -54,6 +54,7 @@ class PreparedDataset:
 def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int) -> PreparedDataset:
     source = describe_source(cfg)
     raw = load_raw(cfg)
+    num_raw_rows = raw_row_count(raw)  # undecodable records included: they are counted among the drops
     cleaned, drop_counts = clean(raw, cfg, source)
     splits = split_dataset(cleaned, cfg, seed)
     labels = sorted(str(label) for label in cleaned["label"].unique())
@@ -73,7 +74,7 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
             "counts": counts,
             "drop_counts": drop_counts,
             "source": source,
-            "num_raw_rows": len(raw),
+            "num_raw_rows": num_raw_rows,
             "created_at": datetime.now(timezone.utc).isoformat(),  # microseconds: versions sort by it
             "text_column": cfg.text_column,
             "label_column": cfg.label_column,
@@ -83,7 +84,7 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
         }
         reused = _write_version(root, final, splits, labels, meta)
     atomic_write_text(root / LATEST, version)
-    return PreparedDataset(version, final, labels, counts, drop_counts, source, len(raw), reused)
+    return PreparedDataset(version, final, labels, counts, drop_counts, source, num_raw_rows, reused)
 
 
 def load_prepared(folder: str | os.PathLike, field: str = "dataset") -> PreparedDataset:

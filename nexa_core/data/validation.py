@@ -13,7 +13,7 @@ import pandas as pd
 
 from nexa_core.config import DataConfig
 from nexa_core.common.errors import NexaError
-from nexa_core.data.loading import describe_source
+from nexa_core.data.loading import describe_source, undecodable_rows
 
 # Reasons in the order they are checked; a row is counted once, under the first reason that applies.
 DROP_REASONS = ("empty_text", "missing_label", "bad_encoding", "dropped_label", "conflicting_labels", "duplicate")
@@ -44,6 +44,7 @@ def clean_rows(df: pd.DataFrame, cfg: DataConfig, source: str) -> tuple[pd.DataF
     texts = [_text(v) for v in df[cfg.text_column].tolist()]
     labels = [_label(v) for v in df[cfg.label_column].tolist()]
     drops = dict.fromkeys(DROP_REASONS, 0)
+    drops["bad_encoding"] = undecodable_rows(df)  # records the loader could not decode never reach the frame
     drop_labels = set(cfg.drop_labels)
 
     keep = []  # indices surviving the per-row checks
@@ -107,8 +108,13 @@ def _key(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def format_drops(drops: dict[str, int]) -> str:
+    """Drop counts for a human: `bad_encoding=8, duplicate=1`, or `none`."""
+    return ", ".join(f"{k}={v}" for k, v in drops.items() if v) or "none"
+
+
 def _check_enough(out: pd.DataFrame, source: str, drops: dict[str, int]) -> None:
-    dropped = ", ".join(f"{k}={v}" for k, v in drops.items() if v) or "none"
+    dropped = format_drops(drops)
     per_class = {str(k): int(v) for k, v in out["label"].value_counts().items()}
     if len(per_class) < 2:
         raise NexaError(
