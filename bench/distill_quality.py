@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from nexa_core.data import prepare
+from nexa_core.data import dataset_for
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.config import load_config
 from nexa_core.distill import pipeline
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config)
     layout = Layout.from_storage(cfg.storage)
-    dataset = prepare(cfg, layout)
+    dataset = dataset_for(cfg, layout)
     teacher = pipeline.teacher_model(cfg, layout, dataset)  # reuses the trained teacher, never retrains it here
     if teacher.trained:
         print("note: the teacher was trained just now (no earlier run found)")

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from nexa_core.data import prepare
+from nexa_core.data import dataset_for
 from nexa_core.training.steps import train_run
 from nexa_core.config import TelemetryConfig, validate_config
 from nexa_core.common.layout import Layout
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 def test_real_nvml_sampling_and_mfu_while_training(recipe, tmp_path):
     cfg = validate_config({**recipe, "training": {**recipe["training"], "precision": "bf16"}})
     layout = Layout.from_storage(cfg.storage)
-    dataset = prepare(cfg, layout)
+    dataset = dataset_for(cfg, layout)
     run_id = "tiny_20260101_000000"
     with measure(TelemetryConfig(interval_s=0.2, price_per_gpu_hour=2.0), layout.run_dir(run_id) / "telemetry",
                  "train") as m:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nexa_core.data import prepare
+from nexa_core.data import dataset_for
 from nexa_core.training.steps import train_run
 from nexa_core.config import validate_config
 from nexa_core.common.errors import NexaError
@@ -36,7 +36,7 @@ def test_bf16_is_used_on_a_gpu_that_has_it():
 def _train(recipe: dict, run_id: str):
     cfg = validate_config(recipe)
     layout = Layout.from_storage(cfg.storage)
-    dataset = prepare(cfg, layout)
+    dataset = dataset_for(cfg, layout)
     return train_run(cfg, dataset.path, run_id, layout), layout
 
 

@@ -14,7 +14,7 @@ STEPS = ("teacher", "inputs", "outputs", "pairs", "student")
 
 
 def cmd_distill(args) -> None:
-    from nexa_core.data.prepare import prepare
+    from nexa_core.data.prepare import dataset_for
     from nexa_core.distill import pipeline as dp
     from nexa_core.release import steps
     from nexa_core.release.promotion import decide_for_student
@@ -23,7 +23,7 @@ def cmd_distill(args) -> None:
     layout = Layout.from_storage(cfg.storage)
     version = args.inputs_version or cfg.distill.inputs_version
     wanted = STEPS if args.step == "all" else (args.step,)
-    dataset = prepare(cfg, layout)
+    dataset = dataset_for(cfg, layout)
     teacher = dp.teacher_model(cfg, layout, dataset)
     out: dict = {"teacher": teacher.metadata()}
     if "inputs" in wanted:

@@ -121,8 +121,8 @@ def steps():
     return module
 
 
-def prepare(cfg, layout):
-    from nexa_core.data.prepare import prepare as run
+def prepare(cfg, layout):  # lazy: `nexa --help` must not load pandas
+    from nexa_core.data.prepare import dataset_for as run
 
     return run(cfg, layout)
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.config import DataConfig
+from nexa_core.data.dataset import PreparedDataset
 from nexa_core.data.loading import describe_source, load_raw, raw_row_count
 from nexa_core.data.splitting import SPLITS, split_dataset
 from nexa_core.data.validation import clean
@@ -30,25 +31,6 @@ from nexa_core.common.errors import NexaError
 VERSION_CHARS = 16  # hex chars of the sha256 content hash kept as the version id
 LATEST = "LATEST"
 META = "dataset.json"
-
-
-@dataclass(frozen=True)
-class PreparedDataset:
-    version: str
-    path: Path  # the version folder
-    labels: list[str]  # sorted; a label's id is its index
-    counts: dict[str, int]  # rows per split
-    drop_counts: dict[str, int]  # rows dropped while cleaning, by reason
-    source: str
-    num_raw_rows: int
-    reused: bool = False  # True when this version was already stored and nothing was written
-
-    def metadata(self) -> dict:
-        """What the UI shows for a dataset version (row counts per split, drops per reason)."""
-        return {"dataset_version": self.version, "data_hash": self.version, "dataset_path": self.path,
-                "source": self.source, "labels": self.labels, "raw_rows": self.num_raw_rows,
-                **{f"rows_{split}": n for split, n in self.counts.items()},
-                **{f"dropped_{reason}": n for reason, n in self.drop_counts.items()}}
 
 
 def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int) -> PreparedDataset:
@@ -139,6 +121,6 @@ def _write_version(root: Path, final: Path, splits: dict[str, pd.DataFrame], lab
     return False
 
 
-def prepare(cfg, layout) -> PreparedDataset:
+def dataset_for(cfg, layout) -> PreparedDataset:
     """The run's dataset version from its config (`data`, seeded split) under the layout's datasets folder."""
     return prepare_dataset(cfg.data, layout.datasets_dir, seed=cfg.training.distributed.seed)

@@ -14,7 +14,7 @@ from nexa_core.config import NexaConfig
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.resolve import resolve_location
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 from nexa_core.distill.handoff import DistillationPairs, InputSet, Teacher, TeacherOutputs
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel

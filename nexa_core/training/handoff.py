@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 
 
 @dataclass(frozen=True)

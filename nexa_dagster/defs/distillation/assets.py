@@ -9,7 +9,7 @@ tested and compared with the deployed champion on it. Each asset turns its confi
 
 import dagster as dg
 
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 from nexa_core.distill.handoff import DistillationPairs, InputSet, Teacher, TeacherOutputs
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel

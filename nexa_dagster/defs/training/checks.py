@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 from nexa_dagster.defs.training.data import training_dataset
 
 

@@ -2,15 +2,15 @@
 
 import dagster as dg
 
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe
 
 
 @dg.asset(group_name="training", kinds={"parquet"}, description="Validated, de-duplicated, stratified splits.")
 def training_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe) -> dg.Output[PreparedDataset]:
-    from nexa_core.data.prepare import prepare
+    from nexa_core.data.prepare import dataset_for
 
-    dataset = prepare(nexa.core(), nexa.layout())
+    dataset = dataset_for(nexa.core(), nexa.layout())
     context.log.info(f"dataset version {dataset.version}: {dataset.counts} (dropped {dataset.drop_counts})")
     return dg.Output(dataset, metadata=to_metadata(dataset.metadata()), data_version=dg.DataVersion(dataset.version))

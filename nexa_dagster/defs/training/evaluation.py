@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.metadata import to_metadata

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nexa_core.data.prepare import PreparedDataset
+from nexa_core.data.dataset import PreparedDataset
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.training.steps import claim_run
 from nexa_dagster.metadata import image, to_metadata
