@@ -14,10 +14,12 @@ from nexa_core.config import NexaConfig
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.resolve import resolve_location
+from nexa_core.storage.settings import StorageSettings
 
 
-def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
-    """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path."""
+def teacher_model(cfg: NexaConfig, layout: Layout, dataset, storage: StorageSettings | None = None) -> dict:
+    """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path
+    (its best checkpoints pushed to the durable store of `storage`; None: the environment's settings)."""
     from nexa_core.distill.collect import teacher_version
 
     if cfg.distill.teacher:
@@ -33,7 +35,7 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset) -> dict:
         return {"path": str(final), "run_id": done, "version": teacher_version(final), "trained": False,
                 "train_metrics": train_metrics}
     run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
-    result = train_run(cfg, dataset.path, run_id, layout)
+    result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
     return {"path": result.final_dir, "run_id": run_id, "version": teacher_version(result.final_dir),
             "trained": True, "train_metrics": result.train_metrics}
 
@@ -184,7 +186,8 @@ def distillation_pairs(cfg: NexaConfig, layout: Layout, teacher_version: str, ve
     return info
 
 
-def student_model(cfg: NexaConfig, layout: Layout, teacher: dict, pairs: dict) -> dict:
+def student_model(cfg: NexaConfig, layout: Layout, teacher: dict, pairs: dict,
+                  storage: StorageSettings | None = None) -> dict:
     """Initialise the student from the teacher's layers and train it on the pairs with the KD loss.
 
     The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
@@ -207,7 +210,8 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: dict, pairs: dict) -
     kd = (d.alpha, d.temperature)
     run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                                 init_from=str(init), pairs=pairs["path"], kd=kd)
-    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd)
+    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=Path(pairs["path"]), kd=kd,
+                       storage=storage)
     return {"run_id": run_id, "final_dir": result.final_dir, "global_step": result.global_step,
             "train_metrics": result.train_metrics, "dataset": used}
 

@@ -14,7 +14,7 @@ import dagster as dg
 from nexa_dagster.metadata import numbers
 from nexa_dagster.defs.distillation.promotion import decide_promotion, promotion_metadata
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
-from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, S3StorageResource, telemetry_metadata
 
 GROUP = "distillation"
 
@@ -26,12 +26,12 @@ def _dataset(value: dict) -> SimpleNamespace:
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
 def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  training_dataset: dict) -> dg.Output[dict]:
+                  storage: S3StorageResource, training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
     cfg, layout = nexa.core(), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
-        teacher = pipeline.teacher_model(cfg, layout, _dataset(training_dataset))
+        teacher = pipeline.teacher_model(cfg, layout, _dataset(training_dataset), storage=storage.settings())
     if teacher["trained"]:
         usage.save(layout.run_dir(teacher["run_id"]) / "telemetry")
     context.log.info(f"teacher {teacher['version']} at {teacher['path']} ({'trained' if teacher['trained'] else 'reused'})")
@@ -85,12 +85,12 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teac
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
+                  storage: S3StorageResource, teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
     cfg, layout = nexa.core(), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
-        student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs)
+        student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs, storage=storage.settings())
     usage.save(layout.run_dir(student["run_id"]) / "telemetry")
     return dg.Output(student, metadata={"run_id": student["run_id"], "final_dir": dg.MetadataValue.path(student["final_dir"]),
                                         "dataset_version": student["dataset"]["version"],

@@ -6,18 +6,20 @@ import dagster as dg
 
 from nexa_core.training.steps import claim_run
 from nexa_dagster.metadata import image, numbers
-from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import (GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource,
+                                    telemetry_metadata)
 
 @dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, pool="gpu", description="Fine-tuned classifier.")
 def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
-                  telemetry: NVMLTelemetryResource, training_dataset: dict) -> dg.Output[dict]:
+                  telemetry: NVMLTelemetryResource, storage: S3StorageResource,
+                  training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.training.plots import loss_curve
 
     cfg, layout = nexa.core(), nexa.layout()
     run_id, resuming = claim_run(cfg, training_dataset["version"], layout)
     context.log.info(f"{'resuming' if resuming else 'starting'} training run {run_id}")
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "train") as usage:
-        result = trainer.train(cfg, Path(training_dataset["path"]), run_id, layout)
+        result = trainer.train(cfg, Path(training_dataset["path"]), run_id, layout, storage=storage.settings())
     curve = loss_curve(result.log_path, Path(result.run_dir) / "loss_curve.png")
     value = {"run_id": run_id, "run_dir": result.run_dir, "final_dir": result.final_dir,
              "train_metrics": result.train_metrics, "dataset": training_dataset}  # the manifest records it
