@@ -12,7 +12,7 @@ from nexa_core.retention.cleanup import cleanup
 from nexa_core.config import validate_config
 from nexa_core.common.layout import Layout
 from nexa_core.retention.remote import apply_remote, plan_remote
-from nexa_core.storage.mirror import store_from_env
+from nexa_core.storage.settings import StorageSettings, open_durable
 from tests.test_storage_s3 import BUCKET, aws_env, moto, prefix  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
@@ -38,13 +38,14 @@ def test_archive_then_delete_then_prune_the_archive(recipe, moto, prefix, aws_en
     (run_dir / "final").mkdir(parents=True)
     (run_dir / "final" / "config.json").write_text("{}")
     (run_dir / "run.json").write_text('{"status": "complete", "train": {}}')
-    store = store_from_env(layout)
+    settings = StorageSettings.from_env()
+    store = open_durable(settings, layout)
     store.push(run_dir / "final", f"{RUN_ID}/final")
 
-    dry = cleanup(layout, days=7, prune_size=None)
+    dry = cleanup(layout, storage=settings, days=7, prune_size=None)
     assert not dry["applied"] and all(p.exists() for p in old)  # a dry run touches nothing
 
-    report = cleanup(layout, days=7, prune_size=None, apply=True, archive=True)
+    report = cleanup(layout, storage=settings, days=7, prune_size=None, apply=True, archive=True)
     assert [p.exists() for p in old] == [False, False, True, True]
     archived = store.complete_keys("archive")
     assert len(archived) == 2 and all(key.endswith(("checkpoint-10", "checkpoint-20")) for key in archived)

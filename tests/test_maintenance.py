@@ -10,6 +10,7 @@ import dagster as dg
 from nexa_core.config import validate_config
 from nexa_dagster.definitions import defs
 from nexa_dagster.defs.ops.maintenance import maintenance
+from nexa_dagster.resources import S3StorageResource
 from nexa_dagster.resources.recipe import recipe_from_values
 
 
@@ -29,7 +30,7 @@ def test_nightly_schedule_runs_retention_that_keeps_the_latest(recipe, tmp_path)
     (tmp_path / "durable/runs" / run_id).mkdir(parents=True)
     (tmp_path / "durable/runs" / run_id / "run.json").write_text('{"status": "complete", "train": {}}')
     nexa = recipe_from_values(validate_config(recipe).model_dump(mode="json"))
-    result = maintenance.execute_in_process(resources={"nexa": nexa}, run_config={
+    result = maintenance.execute_in_process(resources={"nexa": nexa, "storage": S3StorageResource()}, run_config={
         "ops": {"apply_retention": {"config": {"days": 7, "prune_size": "+2G", "keep_latest": 2}}}})
     assert result.success
     assert [p.exists() for p in ckpts] == [False, False, True, True]  # old ones gone, latest 2 kept

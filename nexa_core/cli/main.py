@@ -11,6 +11,7 @@ from pathlib import Path
 from nexa_core.config import StorageConfig, load_config
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.storage.settings import StorageSettings
 
 
 def _config(args):
@@ -36,6 +37,7 @@ def cmd_train(args) -> None:
     from nexa_core.training.steps import claim_run, train_run
 
     layout = Layout.from_storage(cfg.storage)
+    storage = StorageSettings.from_env()  # before any work: a bad NEXA_S3_PREFIX is refused up front
     dataset = prepare(cfg, layout)
     run_id, resuming = claim_run(cfg, dataset.version, layout, args.run_id)
     from nexa_core.data.validation import format_drops
@@ -46,11 +48,11 @@ def cmd_train(args) -> None:
 
     telemetry_dir = layout.run_dir(run_id) / "telemetry"
     with measure(cfg.telemetry, telemetry_dir, "train") as train_t:
-        result = train_run(cfg, dataset.path, run_id, layout)
+        result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
     with measure(cfg.telemetry, telemetry_dir, "evaluate"):
         report = evaluate_run(cfg, run_id, dataset.path, layout)
     manifest = steps().record_manifest(cfg, run_id, layout, dataset, report, result.train_metrics)
-    steps().mirror_run(layout, run_id)
+    steps().mirror_run(layout, run_id, storage)
     print(json.dumps({"run_id": run_id, "final": result.final_dir, "manifest": str(manifest),
                       "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "loss": report["loss"],
                       "train_cost_usd": (train_t.summary or {}).get("cost_usd"),
@@ -75,15 +77,17 @@ def cmd_evaluate(args) -> None:
 def cmd_package(args) -> None:
     layout = _layout(args)
     path = steps().package_run(layout, args.run_id, force=args.force)
-    steps().mirror_run(layout, args.run_id)
+    steps().mirror_run(layout, args.run_id, StorageSettings.from_env())
     print(path)
 
 
 def cmd_pull(args) -> None:
-    from nexa_core.storage.mirror import pull_run, store_from_env
+    from nexa_core.storage.mirror import pull_run
+    from nexa_core.storage.settings import open_durable
 
     layout = _layout(args)
-    print(json.dumps(pull_run(store_from_env(layout), layout, args.run_id, overwrite=args.overwrite), indent=2))
+    store = open_durable(StorageSettings.from_env(), layout)
+    print(json.dumps(pull_run(store, layout, args.run_id, overwrite=args.overwrite), indent=2))
 
 
 def cmd_deploy(args) -> None:
@@ -106,8 +110,8 @@ def cmd_cleanup(args) -> None:
 
     if args.days is None and args.prune_size is None:
         raise NexaError("nexa cleanup: give --days N and/or --prune-size SIZE (e.g. --days 7 --prune-size +2G)")
-    report = cleanup(_layout(args), days=args.days, prune_size=args.prune_size, keep_latest=args.keep_latest,
-                     apply=args.apply, archive=args.archive)
+    report = cleanup(_layout(args), storage=StorageSettings.from_env(), days=args.days, prune_size=args.prune_size,
+                     keep_latest=args.keep_latest, apply=args.apply, archive=args.archive)
     print(report["table"])
     if not report["applied"]:
         print(f"dry run: would free {report['would_free_bytes']} bytes; pass --apply to delete")

@@ -5,7 +5,7 @@ key). Files whose name starts with `.` or `_` are in-progress uploads or tool dr
 drop as `.name.tmp` and rename it into place, so a half-written file is never picked up. Drops are immutable: a
 file changed under a name already seen is reported, never reprocessed (use a new file name for new data).
 
-    source = DropSource("/shared/data/raw")            # or DropSource("s3://bucket/raw", endpoint_url=...)
+    source = DropSource("/shared/data/raw")            # or DropSource("s3://bucket/raw", storage=StorageSettings(...))
     for drop in source.list(): print(drop.name, drop.fingerprint, problem(drop))
     path = source.fetch("2026-11-22.csv", tmp_dir)     # a local file to read (S3: downloaded into tmp_dir)
 """
@@ -20,6 +20,7 @@ from typing import Optional
 
 from nexa_core.data.loading import SUPPORTED, detect_format
 from nexa_core.common.errors import NexaError
+from nexa_core.storage.settings import StorageSettings
 
 # Partition keys and file names: no path separators, no leading dot, nothing a shell or URL must escape.
 DROP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -57,18 +58,18 @@ def validate_drop_name(name: str) -> str:
 
 
 class DropSource:
-    """The watched location: a local folder or `s3://bucket/prefix` (S3 credentials: the usual AWS chain)."""
+    """The watched location: a local folder or `s3://bucket/prefix`, reached with the S3 client that `storage`
+    makes (endpoint, region, credentials; None: the settings from the environment)."""
 
-    def __init__(self, location: str | os.PathLike, *, endpoint_url: Optional[str] = None,
-                 region: Optional[str] = None, client=None):
+    def __init__(self, location: str | os.PathLike, *, storage: Optional[StorageSettings] = None):
         self.location = os.fspath(location)
         self.is_s3 = self.location.startswith("s3://")
         self._store = None
         if self.is_s3:
             from nexa_core.storage.s3 import S3Store
 
-            self._store = S3Store.from_uri(self.location, field="data.drops.s3_prefix", client=client,
-                                           endpoint_url=endpoint_url, region=region)
+            self._store = S3Store.from_uri(self.location, field="data.drops.s3_prefix",
+                                           settings=storage if storage is not None else StorageSettings.from_env())
         elif "://" in self.location:
             raise NexaError(f"data.drops: {self.location!r} is neither a folder nor an s3:// prefix; "
                             "use e.g. /shared/data/raw or s3://bucket/raw")

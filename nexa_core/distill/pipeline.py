@@ -17,11 +17,14 @@ from nexa_core.common.resolve import resolve_location
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.distill.handoff import DistillationPairs, InputSet, Teacher, TeacherOutputs
 from nexa_core.evaluation.report import EvaluationReport
+from nexa_core.storage.settings import StorageSettings
 from nexa_core.training.handoff import TrainedModel
 
 
-def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset) -> Teacher:
-    """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path."""
+def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
+                  storage: StorageSettings | None = None) -> Teacher:
+    """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path
+    (its best checkpoints pushed to the durable store of `storage`; None: the environment's settings)."""
     from nexa_core.distill.collect import teacher_version
 
     if cfg.distill.teacher:
@@ -36,7 +39,7 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset) -> 
         train_metrics = read_record(layout.run_dir(done))["train"]["train_metrics"]
         return Teacher(final, teacher_version(final), done, trained=False, train_metrics=train_metrics)
     run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
-    result = train_run(cfg, dataset.path, run_id, layout)
+    result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
     return Teacher(Path(result.final_dir), teacher_version(result.final_dir), run_id, trained=True,
                    train_metrics=result.train_metrics)
 
@@ -195,7 +198,8 @@ def stored_pairs(layout: Layout, teacher_version: str, version: str) -> Distilla
     return DistillationPairs(Path(info["path"]), info["kept"], info["total"], info["drops"], teacher_version, version)
 
 
-def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: DistillationPairs) -> TrainedModel:
+def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: DistillationPairs,
+                  storage: StorageSettings | None = None) -> TrainedModel:
     """Initialise the student from the teacher's layers and train it on the pairs with the KD loss.
 
     The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
@@ -217,7 +221,8 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
     kd = (d.alpha, d.temperature)
     run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                                 init_from=str(init), pairs=str(pairs.path), kd=kd)
-    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd)
+    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd,
+                       storage=storage)
     return TrainedModel.from_result(result, dataset)
 
 

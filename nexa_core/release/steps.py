@@ -13,13 +13,15 @@ from nexa_core.common.errors import NexaError
 from nexa_core.release.gates import gate_failures
 from nexa_core.common.layout import Layout
 from nexa_core.release.manifest import RunManifest, now_iso, numeric_metrics, write_manifest
+from nexa_core.storage.settings import StorageSettings
 
 
-def mirror_run(layout: Layout, run_id: str) -> dict:
-    """Push the run's final/, best checkpoint, package and manifest to durable storage (verified)."""
-    from nexa_core.storage.mirror import mirror_run as push, store_from_env
+def mirror_run(layout: Layout, run_id: str, storage: StorageSettings) -> dict:
+    """Push the run's final/, best checkpoint, package and manifest to the durable store of `storage` (verified)."""
+    from nexa_core.storage.mirror import mirror_run as push
+    from nexa_core.storage.settings import open_durable
 
-    return push(store_from_env(layout), layout, run_id)
+    return push(open_durable(storage, layout), layout, run_id)
 
 
 def record_manifest(cfg: NexaConfig, run_id: str, layout: Layout, dataset, report: dict, train_metrics: dict) -> Path:

@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from nexa_core.common.layout import Layout
+from nexa_core.storage.settings import StorageSettings
 
 
-def cleanup(layout: Layout, *, days: float | None, prune_size: str | None, keep_latest: int = 2,
-            apply: bool = False, archive: bool = False) -> dict:
-    """Local tiers (checkpoints, packages, releases) and the durable store's archive, by one policy."""
+def cleanup(layout: Layout, *, storage: StorageSettings, days: float | None, prune_size: str | None,
+            keep_latest: int = 2, apply: bool = False, archive: bool = False) -> dict:
+    """Local tiers (checkpoints, packages, releases) and the archive in the durable store of `storage`
+    (S3 or the local mirror), by one policy."""
     from nexa_core.retention import apply_plan, format_plan, parse_size, plan_cleanup
     from nexa_core.retention.remote import apply_remote, plan_remote
-    from nexa_core.storage.mirror import store_from_env
+    from nexa_core.storage.settings import open_durable
 
     size = parse_size(prune_size) if prune_size else None
     plan = plan_cleanup(layout, days=days, prune_size=size, keep_latest=keep_latest)
-    store = store_from_env(layout)
+    store = open_durable(storage, layout)
     remote = plan_remote(store, days=days, prune_size=size)
     table = format_plan(plan) + "".join(
         f"\n{store.describe(c.key)}  {c.size_bytes} bytes  delete  {'; '.join(c.reasons)}" for c in remote)

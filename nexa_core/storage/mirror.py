@@ -1,32 +1,18 @@
 """Mirror a run to durable storage and restore it elsewhere: `<prefix>/<run_id>/{final,best,package,manifest}`.
 
-The store is S3 when NEXA_S3_PREFIX is set (plus the usual AWS credential chain and, for S3-compatible
-stores, NEXA_S3_ENDPOINT_URL / AWS_ENDPOINT_URL), else a local folder under the durable tier: same
-interface, same verification, no code change.
+The store comes from `StorageSettings` through `open_durable` (settings.py): S3 under a prefix, else a local
+folder under the durable tier: same interface, same verification, no code change.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.run_ids import validate_run_id
 from nexa_core.storage.store import DurableStore
-
-
-def store_from_env(layout: Layout) -> DurableStore:
-    from nexa_core.storage import open_store, parse_s3_uri
-
-    prefix = os.environ.get("NEXA_S3_PREFIX", "").strip()
-    if not prefix:
-        return open_store(layout.durable / "mirror")
-    parse_s3_uri(prefix, "NEXA_S3_PREFIX")  # a one-line error for anything but s3://bucket[/prefix]
-    endpoint = os.environ.get("NEXA_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-    return open_store(prefix, endpoint_url=endpoint, region=region)
 
 
 def _best_checkpoint(layout: Layout, run_id: str) -> Path | None:

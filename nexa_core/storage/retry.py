@@ -1,5 +1,8 @@
-"""Retries and parallel transfers for a store: which failures are transient, full-jitter exponential backoff,
-and a thread pool that stops starting new transfers after the first failure."""
+"""Failures and parallel transfers for a store: one-line errors naming the object, a retry when a transfer does
+not verify (size or checksum), and a thread pool that stops starting new transfers after the first failure.
+
+Transient request failures are not retried here: the S3 client's botocore layer retries them (see settings.py),
+so a request failure that reaches this module is final."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ class ObjectMissing(Exception):
 
 
 class _Mismatch(Exception):
-    """An upload that the store does not confirm (size or sha256): retried, then a NexaError."""
+    """A transfer whose result does not verify (size, checksum): retried, then a NexaError with this message."""
 
 
 class _Aborted(Exception):
@@ -30,8 +33,6 @@ class _Aborted(Exception):
 
 def _brief(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    if isinstance(exc, _Mismatch):
-        return f"verification failed: {text}"
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
@@ -39,12 +40,13 @@ class Retrying:
     """Mixed into DurableStore: subclasses classify their exceptions; `describe` names an object in messages."""
 
     max_files: int = 4  # files transferred at once
-    retries: int = 3  # attempts per object (upload, verify, download)
+    retries: int = 3  # attempts per object when its transfer does not verify
     backoff_base: float = 0.5
     backoff_max: float = 20.0
 
-    def _is_retryable(self, exc: BaseException) -> bool:
-        return False
+    def _attempts(self, exc: BaseException) -> int:
+        """How many tries the client made before giving up on this failure (1: it was not retried)."""
+        return 1
 
     def _is_store_error(self, exc: BaseException) -> bool:
         """Failures of the store or the disk (reported as a NexaError); anything else is a bug and propagates."""
@@ -58,31 +60,40 @@ class Retrying:
         return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
 
     def _retrying(self, what: str, key: str, fn: Callable[[], T], abort: threading.Event | None = None) -> T:
-        """Run `fn`, retrying transient failures; the last failure is a NexaError naming the object."""
+        """Run `fn` once (the client has retried transient requests); a failure is a NexaError naming the object."""
+        if abort is not None and abort.is_set():
+            raise _Aborted()
+        try:
+            return fn()
+        except (NexaError, ObjectMissing, _Aborted, _Mismatch):
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified below, re-raised as a NexaError
+            user = self._translate(exc, key)
+            if user is not None:
+                raise user from exc
+            if not self._is_store_error(exc):
+                raise
+            attempts = self._attempts(exc)
+            tries = f" after {attempts} attempts" if attempts > 1 else ""
+            hint = "check the connection and re-run the sync (verified files are skipped)" if attempts > 1 \
+                else "fix the cause and re-run the sync"
+            raise NexaError(f"{what} {self.describe(key)} failed{tries}: {_brief(exc)}; {hint}") from exc
+
+    def _verified(self, what: str, key: str, fn: Callable[[], T], abort: threading.Event | None = None) -> T:
+        """Run `fn` (a transfer and its check) again while the check fails, `retries` times in all; then the
+        mismatch is a NexaError."""
         attempt = 0
         while True:
             attempt += 1
-            if abort is not None and abort.is_set():
-                raise _Aborted()
             try:
-                return fn()
-            except (NexaError, ObjectMissing, _Aborted):
-                raise
-            except Exception as exc:  # noqa: BLE001 - classified below, re-raised as a NexaError
-                user = self._translate(exc, key)
-                if user is not None:
-                    raise user from exc
-                transient = isinstance(exc, _Mismatch) or self._is_retryable(exc)
-                if not transient and not self._is_store_error(exc):
-                    raise
-                if not transient or attempt >= self.retries:
-                    tries = f" after {attempt} attempts" if attempt > 1 else ""
-                    hint = "check the connection and re-run the sync (verified files are skipped)" if transient \
-                        else "fix the cause and re-run the sync"
-                    raise NexaError(f"{what} {self.describe(key)} failed{tries}: {_brief(exc)}; {hint}") from exc
+                return self._retrying(what, key, fn, abort)
+            except _Mismatch as exc:
+                if attempt >= self.retries:
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise NexaError(f"{exc}{tries}") from None
                 delay = self._backoff(attempt)
-                log.warning("%s %s: %s; retrying in %.2fs (attempt %d of %d)",
-                            what, self.describe(key), _brief(exc), delay, attempt + 1, self.retries)
+                log.warning("%s %s did not verify: %s; retrying in %.2fs (attempt %d of %d)",
+                            what, self.describe(key), exc, delay, attempt + 1, self.retries)
                 time.sleep(delay)
 
     def _run_parallel(self, jobs: list[Callable[[threading.Event], T]]) -> list[T]:

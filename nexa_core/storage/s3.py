@@ -1,70 +1,60 @@
 """`S3Store`: the durable store on S3 (or any S3-compatible endpoint) through boto3.
 
-- Credentials come from boto3's default chain only (environment, shared config/credentials files and
-  profiles, container/instance roles); this module never reads, logs or stores them. With none, the first
-  request fails with one NexaError line.
+- The client comes from `settings.s3_client` (StorageSettings: endpoint, region, profile, and explicit
+  credentials only when given; otherwise boto3's standard chain). This module never reads, logs or stores
+  credentials. With none, the first request fails with one NexaError line.
 - One boto3 client (thread-safe) serves every thread. Files go in parallel (`max_files` threads) and
   each large file in parallel parts (`TransferConfig`: multipart above `multipart_threshold`,
   `multipart_chunksize` parts, `max_concurrency` threads per file). The threshold defaults to 64 MiB,
   not boto3's 8 MiB: with files already going in parallel, a mid-sized file is cheaper as one PUT (one
   request instead of create + parts + complete, and no server-side reassembly). In bench/s3_sync.py
   (48 shards of ~10 MB) that took the speed-up over file-by-file boto3 from ~1.2x to ~1.6x.
-- Every object carries its sha256 as user metadata (`x-amz-meta-sha256`), set at upload. An upload
-  counts once a HEAD reports the local size and sha256; the completion record (a plain put_object, last)
-  lists them all, and `pull` hashes the downloaded bytes against it, so an object replaced or corrupted
-  on the server is caught even when its metadata was kept.
+- Integrity from S3's own checksums: every upload carries `ChecksumAlgorithm=SHA256`, so the server checks
+  each PUT (or part) against the digest the client sends and stores its own `ChecksumSHA256`. An upload
+  counts once `head_object(ChecksumMode="ENABLED")` reports the local size and that checksum: the full
+  object's digest for a single PUT; for a multipart upload the composite one (the SHA256 of the parts'
+  digests, "-<parts>"), which we recompute from the file with the same part size. Only an object without a
+  server checksum (uploaded by an older version, or a store without checksum support) falls back to the
+  sha256 we record as user metadata (`x-amz-meta-sha256`). The completion record (a plain put_object, last)
+  lists every file's sha256, and `pull` hashes the downloaded bytes against it, so an object replaced or
+  corrupted on the server is caught, fetched again (`retries` attempts), then refused.
 - Transient failures (SlowDown/throttling, 500/503, dropped or reset connections, timeouts) are retried
-  by botocore (`retries={"total_max_attempts": request_attempts, "mode": "adaptive"}`: request_attempts
-  tries per HTTP request, client-side rate limiting after throttling) and then by an outer
-  per-object loop (`retries` attempts, exponential backoff with full jitter). After the last attempt the
-  operation fails with a NexaError naming the object, and no completion record is written.
-- The endpoint may also come from boto3's own `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` variables.
+  by botocore alone (`retries={"total_max_attempts": request_attempts, "mode": "adaptive"}`: request_attempts
+  tries per HTTP request, client-side rate limiting after throttling). After the last one the operation
+  fails with a NexaError naming the object, and no completion record is written.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
+import threading
 from pathlib import Path
 
-import boto3
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     HTTPClientError,
-    IncompleteReadError,
     NoCredentialsError,
     PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-    ResponseStreamingError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from s3transfer.exceptions import RetriesExceededError
 from s3transfer.exceptions import S3UploadFailedError as S3TransferError
-from urllib3.exceptions import ProtocolError
+from s3transfer.utils import ChunksizeAdjuster
 
 from nexa_core.common.errors import NexaError
 from nexa_core.storage.retry import ObjectMissing
+from nexa_core.storage.settings import StorageSettings, s3_client
 from nexa_core.storage.store import DurableStore, ObjectInfo
 from nexa_core.storage.uri import _bucket_problem, _key_problem, parse_s3_uri, validate_key
 
 MiB = 1024 * 1024
-_RETRY_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "TooManyRequestsException", "RequestLimitExceeded", "ProvisionedThroughputExceededException",
-    "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "BadDigest",
-    "IncompleteBody", "XAmzContentSHA256Mismatch", "500", "502", "503", "504",
-})
-_RETRY_STATUS = frozenset({500, 502, 503, 504})
-_NETWORK_ERRORS = (
-    EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError, HTTPClientError,
-    IncompleteReadError, ResponseStreamingError, ProtocolError, ConnectionError, TimeoutError,
-)
+_CHECKSUM = {"ChecksumAlgorithm": "SHA256"}
+# Failures botocore's standard/adaptive retry handles by itself: when one reaches us, every attempt was made.
+_TRANSIENT_ERRORS = (BotoConnectionError, HTTPClientError, RetriesExceededError)
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
                                "TokenRefreshRequired", "AuthorizationHeaderMalformed"})
@@ -97,9 +87,9 @@ def _is_missing(exc: ClientError) -> bool:
 class S3Store(DurableStore):
     """Objects under `s3://bucket/prefix/`; see the module docstring for credentials, concurrency, retries."""
 
-    def __init__(self, bucket: str, prefix: str = "", client=None, *, endpoint_url: str | None = None,
-                 region: str | None = None, max_concurrency: int = 10, max_files: int = 8,
-                 multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 8 * MiB,
+    def __init__(self, bucket: str, prefix: str = "", client=None, *, settings: StorageSettings | None = None,
+                 endpoint_url: str | None = None, region: str | None = None, max_concurrency: int = 10,
+                 max_files: int = 8, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 8 * MiB,
                  retries: int = 5, request_attempts: int = 5, backoff_base: float = 0.5,
                  backoff_max: float = 20.0, connect_timeout: float = 10.0, read_timeout: float = 60.0):
         problem = _bucket_problem(bucket)
@@ -108,30 +98,21 @@ class S3Store(DurableStore):
         self.bucket = bucket
         self.prefix = validate_key(prefix, "prefix", allow_empty=True)
         self.max_files = max(1, int(max_files))
-        self.retries = max(1, int(retries))
+        self.retries = max(1, int(retries))  # attempts per object when a transfer does not verify
+        self.request_attempts = max(1, int(request_attempts))  # botocore's, per request
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.transfer_config = TransferConfig(multipart_threshold=multipart_threshold,
                                               multipart_chunksize=multipart_chunksize,
                                               max_concurrency=max_concurrency, use_threads=True)
         if client is None:
-            config = Config(
-                # total_max_attempts counts the first try too (max_attempts would count retries only)
-                retries={"total_max_attempts": max(1, int(request_attempts)), "mode": "adaptive"},
-                # every file thread can have max_concurrency part requests in flight
-                max_pool_connections=max(10, self.max_files * max_concurrency),
-                connect_timeout=connect_timeout, read_timeout=read_timeout,
-                s3={"addressing_style": "path"} if endpoint_url else None,
-            )
-            try:
-                # A session of our own: the default session is shared module state and not thread-safe.
-                session = boto3.session.Session(region_name=region)
-                client = session.client("s3", endpoint_url=endpoint_url, config=config)
-            except ProfileNotFound as exc:
-                raise NexaError(f"AWS profile {os.environ.get('AWS_PROFILE', '')!r} not found ({exc}); "
-                                "set AWS_PROFILE to a configured profile or unset it") from exc
-            except BotoCoreError as exc:
-                raise NexaError(f"cannot set up an S3 client for {self.describe()}: {exc}") from exc
+            settings = (settings or StorageSettings()).merged(endpoint_url=endpoint_url, region=region)
+            # every file thread can have max_concurrency part requests in flight
+            client = s3_client(settings, request_attempts=self.request_attempts,
+                               max_pool_connections=max(10, self.max_files * max_concurrency),
+                               connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self._digests: dict[tuple, str] = {}  # (path, size, mtime, part size) -> composite checksum
+        self._digests_lock = threading.Lock()
         self.client = client
 
     @classmethod
@@ -154,16 +135,44 @@ class S3Store(DurableStore):
 
     def _put_file(self, path: Path, key: str, sha256: str) -> None:
         self.client.upload_file(str(path), self.bucket, self._obj(key),
-                                ExtraArgs={"Metadata": {"sha256": sha256}}, Config=self.transfer_config)
+                                ExtraArgs={"Metadata": {"sha256": sha256}, **_CHECKSUM}, Config=self.transfer_config)
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
-            resp = self.client.head_object(Bucket=self.bucket, Key=self._obj(key))
+            resp = self.client.head_object(Bucket=self.bucket, Key=self._obj(key), ChecksumMode="ENABLED")
         except ClientError as exc:
             if _is_missing(exc):
                 return None
             raise
-        return ObjectInfo(int(resp["ContentLength"]), (resp.get("Metadata") or {}).get("sha256"))
+        return ObjectInfo(int(resp["ContentLength"]), (resp.get("Metadata") or {}).get("sha256"),
+                          resp.get("ChecksumSHA256"))
+
+    def _matches(self, info: ObjectInfo | None, path: Path, size: int, sha256: str) -> bool:
+        if info is None or info.size != size:
+            return False
+        if not info.checksum:  # no server checksum: an older upload, or a store without checksum support
+            return info.sha256 == sha256
+        digest = info.checksum.partition("-")[0]  # a multipart upload's composite ends "-<parts>" (not on moto)
+        if digest == base64.b64encode(bytes.fromhex(sha256)).decode():
+            return True  # a single PUT: the server's digest of the whole object
+        return size >= self.transfer_config.multipart_threshold and digest == self._composite(path, size)
+
+    def _composite(self, path: Path, size: int) -> str:
+        """S3's checksum of a multipart upload of `path`: SHA256 over the parts' SHA256 digests (base64), with the
+        part size s3transfer uses for this file (our chunksize, raised only to stay within 10,000 parts)."""
+        part = ChunksizeAdjuster().adjust_chunksize(self.transfer_config.multipart_chunksize, size)
+        cache_key = (str(path), size, path.stat().st_mtime_ns, part)
+        with self._digests_lock:
+            if cache_key in self._digests:
+                return self._digests[cache_key]
+        outer = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(part):
+                outer.update(hashlib.sha256(chunk).digest())
+        digest = base64.b64encode(outer.digest()).decode()
+        with self._digests_lock:
+            self._digests[cache_key] = digest
+        return digest
 
     def _get_file(self, key: str, dest: Path) -> None:
         try:
@@ -215,15 +224,14 @@ class S3Store(DurableStore):
 
     # ------------------------------------------------------------------------------------ errors
 
-    def _is_retryable(self, exc: BaseException) -> bool:
+    def _attempts(self, exc: BaseException) -> int:
         for cur in _chain(exc):
             if isinstance(cur, ClientError):
-                code, status = _code(cur)
-                if code in _RETRY_CODES or status in _RETRY_STATUS:
-                    return True
-            elif isinstance(cur, (_NETWORK_ERRORS, RetriesExceededError)):
-                return True
-        return False
+                retried = (cur.response.get("ResponseMetadata", {}) or {}).get("RetryAttempts") or 0
+                return int(retried) + 1
+            if isinstance(cur, _TRANSIENT_ERRORS):
+                return self.request_attempts
+        return 1
 
     def _is_store_error(self, exc: BaseException) -> bool:
         return isinstance(exc, (OSError, BotoCoreError, ClientError, Boto3Error, S3TransferError,

@@ -13,12 +13,14 @@ A reader never takes data without its record: `pull` / `pull_file` refuse ("inco
 re-run the sync"), download into a temporary sibling of the target, check every file's size and sha256
 against the record, and only then rename into place, so a failed or corrupt pull leaves nothing behind.
 
-Push is resumable: a file whose stored object already has the same size and sha256 (as recorded by the
-store: S3 object metadata, or the stored bytes for `LocalStore`) is skipped, so an interrupted push
-re-uploads only what is missing or different. Each upload is verified (stored size and sha256) before
-the record is written; a previous record for the key is removed before the first object changes, so a
-half-updated key never looks complete. Objects under `<key>/` that the local folder no longer has are
-deleted (the key mirrors the folder), so keys must not nest inside one another.
+Push is resumable: a file whose stored object already has the same size and content digest (as the store
+reports it: S3's own SHA256 checksum, or the stored bytes for `LocalStore`) is skipped, so an interrupted push
+re-uploads only what is missing or different. Each upload is verified (stored size and digest) before
+the record is written, and uploaded again if it does not verify (`retries` attempts in all); a download that
+does not match its record is fetched again the same way before it is refused. A previous record for the key
+is removed before the first object changes, so a half-updated key never looks complete. Objects under
+`<key>/` that the local folder no longer has are deleted (the key mirrors the folder), so keys must not nest
+inside one another.
 """
 
 from __future__ import annotations
@@ -50,18 +52,20 @@ _TMP_SUFFIX = ".nexa-tmp"
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """A stored object as the store records it: its size and the sha256 it holds for it (None: unknown)."""
+    """A stored object as the store reports it: its size, the sha256 (hex) recorded with it (None: unknown) and,
+    on S3, the checksum the server computed itself (`ChecksumSHA256`, base64; None: the object has none)."""
 
     size: int
     sha256: str | None
+    checksum: str | None = None
 
 
 class DurableStore(Retrying, ABC):
     """Verified, resumable sync of folders and files to a store; subclasses supply the object primitives.
 
-    Primitives take keys relative to the store root and may raise store-specific exceptions;
-    `_is_retryable` says which are transient (retried with exponential backoff and jitter), and
-    `_translate` turns the rest into one-line NexaErrors where it knows better words.
+    Primitives take keys relative to the store root and may raise store-specific exceptions (the S3 client
+    has already retried transient ones); `_translate` turns them into one-line NexaErrors where it knows
+    better words, and `_matches` says whether a stored object holds a local file's bytes.
     """
 
     # ------------------------------------------------------------------------------------ primitives
@@ -98,6 +102,10 @@ class DurableStore(Retrying, ABC):
     def _delete(self, keys: list[str]) -> None:
         """Delete these objects, in the given order; missing ones are fine."""
 
+    def _matches(self, info: ObjectInfo | None, path: Path, size: int, sha256: str) -> bool:
+        """Whether the stored object (as `_head` reports it) holds exactly the bytes of `path`."""
+        return info is not None and info.size == size and info.sha256 == sha256
+
     # ------------------------------------------------------------------------------------ helpers
 
     def _load_record(self, record_key: str, key: str, kind: str) -> dict | None:
@@ -120,11 +128,14 @@ class DurableStore(Retrying, ABC):
         def once() -> None:
             self._put_file(path, key, sha)
             info = self._head(key)
-            if info is None or info.size != size or info.sha256 != sha:
-                got = "no object" if info is None else f"size {info.size}, sha256 {info.sha256}"
-                raise _Mismatch(f"store reports {got}; expected size {size}, sha256 {sha}")
+            if not self._matches(info, path, size, sha):
+                got = "no object" if info is None else \
+                    f"size {info.size}, sha256 {info.sha256}, checksum {info.checksum}"
+                raise _Mismatch(f"upload of {self.describe(key)} was not confirmed by the store ({got}; expected "
+                                f"size {size}, sha256 {sha}); check the connection and re-run the sync "
+                                "(verified files are skipped)")
 
-        self._retrying("upload of", key, once, abort)
+        self._verified("upload of", key, once, abort)
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (stat.st_size, stat.st_mtime_ns):
             raise NexaError(f"{path} changed while it was uploaded to {self.describe(key)}; "
@@ -172,7 +183,7 @@ class DurableStore(Retrying, ABC):
                 obj = f"{key}/{rel}"
                 if existing.get(obj) == size:
                     info = self._retrying("checking", obj, lambda: self._head(obj), abort)
-                    if info is not None and info.size == size and info.sha256 == sha:
+                    if self._matches(info, path, size, sha):
                         return rel, {"size": size, "sha256": sha}, False
                 drop_old_record()
                 self._upload_verified(path, obj, size, sha, stat, abort)
@@ -212,7 +223,7 @@ class DurableStore(Retrying, ABC):
         record_key = key + FILE_RECORD_SUFFIX
         size, sha, stat = self._hash_stable(path)
         info = self._retrying("checking", key, lambda: self._head(key))
-        upload = info is None or info.size != size or info.sha256 != sha
+        upload = not self._matches(info, path, size, sha)
         if upload:
             self._retrying("deleting completion record", record_key, lambda: self._delete([record_key]))
             self._upload_verified(path, key, size, sha, stat, threading.Event())
@@ -232,18 +243,21 @@ class DurableStore(Retrying, ABC):
                          f"{self.describe(record_key)}); re-run the sync from the source")
 
     def _fetch_verified(self, key: str, dest: Path, size: int, sha: str, abort: threading.Event) -> None:
+        def once() -> None:
+            self._get_file(key, dest)
+            got_size = dest.stat().st_size
+            got_sha = sha256_file(dest) if got_size == size else None
+            if got_size != size or got_sha != sha:
+                got = f"size {got_size}" if got_size != size else f"sha256 {got_sha}"
+                raise _Mismatch(f"object {self.describe(key)} does not match its completion record ({got}, expected "
+                                f"size {size} sha256 {sha}); the stored copy is corrupt or was replaced: "
+                                "re-run the sync from the source")
+
         try:
-            self._retrying("download of", key, lambda: self._get_file(key, dest), abort)
+            self._verified("download of", key, once, abort)
         except ObjectMissing:
             raise NexaError(f"object {self.describe(key)} listed in its completion record is missing; "
                             "the stored copy is damaged: re-run the sync from the source") from None
-        got_size = dest.stat().st_size
-        got_sha = sha256_file(dest) if got_size == size else None
-        if got_size != size or got_sha != sha:
-            got = f"size {got_size}" if got_size != size else f"sha256 {got_sha}"
-            raise NexaError(f"object {self.describe(key)} does not match its completion record ({got}, expected "
-                            f"size {size} sha256 {sha}); the stored copy is corrupt or was replaced: "
-                            "re-run the sync from the source")
 
     @staticmethod
     def _check_target(target: Path, overwrite: bool) -> None:

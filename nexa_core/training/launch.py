@@ -31,9 +31,12 @@ def launch(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **tr
 
     spec = layout.checkpoints_dir(run_id).parent / "launch.json"
     spec.parent.mkdir(parents=True, exist_ok=True)
+    storage = train_kwargs.pop("storage", None)
+    kwargs = {k: str(v) if isinstance(v, Path) else v for k, v in train_kwargs.items()}
+    # Storage settings without any secret: the workers find credentials through the standard chain themselves.
+    kwargs["storage"] = storage.public() if storage is not None else None
     spec.write_text(json.dumps({"config": cfg.model_dump(mode="json"), "dataset_dir": str(dataset_dir),
-                                "run_id": run_id, "kwargs": {k: str(v) if isinstance(v, Path) else v
-                                                             for k, v in train_kwargs.items()}}))
+                                "run_id": run_id, "kwargs": kwargs}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={cfg.training.distributed.world_size}", "-m", "nexa_core.training.launch", str(spec)]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
@@ -47,11 +50,13 @@ def launch(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **tr
 
 
 def _worker(spec_path: str) -> None:
+    from nexa_core.storage.settings import StorageSettings
     from nexa_core.training.run import train
 
     spec = json.loads(Path(spec_path).read_text())
     cfg = validate_config(spec["config"])
     kwargs = spec.get("kwargs", {})
+    kwargs["storage"] = StorageSettings.from_public(kwargs.get("storage"))
     if kwargs.get("pairs"):
         kwargs["pairs"] = Path(kwargs["pairs"])
     if kwargs.get("kd"):

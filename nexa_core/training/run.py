@@ -12,6 +12,7 @@ import yaml
 
 from nexa_core.config import NexaConfig
 from nexa_core.common.layout import Layout
+from nexa_core.storage.settings import StorageSettings
 from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split
@@ -38,12 +39,13 @@ class TrainResult:
 
 
 def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, init_from: str | None = None,
-          pairs: Path | None = None, kd: tuple[float, float] | None = None, mirror: bool = False) -> TrainResult:
+          pairs: Path | None = None, kd: tuple[float, float] | None = None,
+          storage: StorageSettings | None = None) -> TrainResult:
     """Fine-tune `init_from` (default: model.name_or_path) on the dataset's train split, or, for a
-    student, on distillation `pairs` with the KD loss `kd=(alpha, temperature)`. With `mirror`, every new
-    best checkpoint is pushed to durable storage (S3 or the local mirror) as soon as it is saved."""
+    student, on distillation `pairs` with the KD loss `kd=(alpha, temperature)`. With `storage`, every new
+    best checkpoint is pushed to that durable store (S3 or the local mirror) as soon as it is saved."""
     if cfg.training.distributed.world_size > 1 and not in_worker():
-        return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd, mirror=mirror)
+        return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd, storage=storage)
     import torch
     from transformers import set_seed
 
@@ -77,11 +79,11 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
     callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)] if main else []
-    if mirror and main:
+    if storage is not None and main:
         from nexa_core.storage.callback import BestCheckpointMirror
-        from nexa_core.storage.mirror import store_from_env
+        from nexa_core.storage.settings import open_durable
 
-        callbacks.append(BestCheckpointMirror(store_from_env(layout), run_id))
+        callbacks.append(BestCheckpointMirror(open_durable(storage, layout), run_id))
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
 
     started = time.time()

@@ -8,6 +8,7 @@ from pathlib import Path
 from nexa_core.common.layout import Layout
 from nexa_core.common.run_ids import new_run_id, validate_run_id
 from nexa_core.config import NexaConfig
+from nexa_core.storage.settings import StorageSettings
 
 
 def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str | None = None, *,
@@ -30,7 +31,11 @@ def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str
     return run_id, False
 
 
-def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **student):
+def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *,
+              storage: StorageSettings | None = None, **student):
+    """Train the run, pushing each new best checkpoint to the durable store of `storage` (None: the settings
+    from the environment, as the CLI uses them; the Dagster assets pass their storage resource's)."""
     from nexa_core.training import train
 
-    return train(cfg, Path(dataset_dir), run_id, layout, mirror=True, **student)
+    storage = storage if storage is not None else StorageSettings.from_env()
+    return train(cfg, Path(dataset_dir), run_id, layout, storage=storage, **student)

@@ -16,7 +16,7 @@ from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
 from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, S3StorageResource, telemetry_metadata
 
 GROUP = "distillation"
 
@@ -24,12 +24,12 @@ GROUP = "distillation"
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
 def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  training_dataset: PreparedDataset) -> dg.Output[Teacher]:
+                  storage: S3StorageResource, training_dataset: PreparedDataset) -> dg.Output[Teacher]:
     from nexa_core.distill import pipeline
 
     cfg, layout = nexa.core(), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
-        teacher = pipeline.teacher_model(cfg, layout, training_dataset)
+        teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.settings())
     if teacher.trained:
         usage.save(layout.run_dir(teacher.run_id) / "telemetry")
     context.log.info(f"teacher {teacher.version} at {teacher.path} ({'trained' if teacher.trained else 'reused'})")
@@ -75,12 +75,14 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  teacher_model: Teacher, distillation_pairs: DistillationPairs) -> dg.Output[TrainedModel]:
+                  storage: S3StorageResource, teacher_model: Teacher,
+                  distillation_pairs: DistillationPairs) -> dg.Output[TrainedModel]:
     from nexa_core.distill import pipeline
 
     cfg, layout = nexa.core(), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
-        student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs)
+        student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs,
+                                         storage=storage.settings())
     usage.save(layout.run_dir(student.run_id) / "telemetry")
     return dg.Output(student, metadata={**to_metadata(student.metadata()), **telemetry_metadata(usage.summary)})
 

@@ -20,17 +20,13 @@ GROUP = "drops"
 
 
 def drop_sources(nexa: NexaRecipe, storage: S3StorageResource) -> dict:
-    """The watched locations: {"folder": DropSource, "s3": DropSource or None} from data.drops."""
-    import os
-
+    """The watched locations: {"folder": DropSource, "s3": DropSource or None} from data.drops; S3 is reached
+    with the storage resource's settings (endpoint, region, credentials)."""
     from nexa_core.data.drops import DropSource
 
     drops = nexa.core().data.drops
     folder = DropSource(drops.folder or nexa.layout().raw_drops_dir)
-    s3 = None
-    if drops.s3_prefix:
-        endpoint = storage.endpoint_url or os.environ.get("NEXA_S3_ENDPOINT_URL") or None
-        s3 = DropSource(drops.s3_prefix, endpoint_url=endpoint, region=storage.region_name)
+    s3 = DropSource(drops.s3_prefix, storage=storage.settings()) if drops.s3_prefix else None
     return {"folder": folder, "s3": s3}
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nexa_dagster.resources import NexaRecipe
+from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 
 class RetentionConfig(dg.Config):
@@ -14,11 +14,12 @@ class RetentionConfig(dg.Config):
 
 
 @dg.op(description="Plan and apply checkpoint retention; never the best, latest, deployed or referenced.")
-def apply_retention(context: dg.OpExecutionContext, nexa: NexaRecipe, config: RetentionConfig) -> dict:
+def apply_retention(context: dg.OpExecutionContext, nexa: NexaRecipe, storage: S3StorageResource,
+                    config: RetentionConfig) -> dict:
     from nexa_core.retention.cleanup import cleanup
 
-    report = cleanup(nexa.layout(), days=config.days, prune_size=config.prune_size, keep_latest=config.keep_latest,
-                     apply=config.apply, archive=config.archive)
+    report = cleanup(nexa.layout(), storage=storage.settings(), days=config.days, prune_size=config.prune_size,
+                     keep_latest=config.keep_latest, apply=config.apply, archive=config.archive)
     context.log.info("\n" + report["table"])
     context.add_output_metadata({"would_free_bytes": report["would_free_bytes"], "applied": report["applied"],
                                  "freed_bytes": report.get("freed_bytes", 0),

@@ -72,10 +72,8 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
     def run_mirror(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3StorageResource,
                    package: dict) -> dg.Output[dict]:
-        from nexa_core.storage.mirror import mirror_run
-
         layout = nexa.layout()
-        pushed = mirror_run(storage.store(layout), layout, package["run_id"])
+        pushed = steps.mirror_run(layout, package["run_id"], storage.settings())
         context.log.info(f"mirrored {package['run_id']} to {pushed['final']['uri']}")
         return dg.Output(pushed, metadata={**{f"{name}_uri": str(info.get("uri")) for name, info in pushed.items()},
                                            "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),

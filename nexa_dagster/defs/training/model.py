@@ -6,19 +6,21 @@ from nexa_core.data.dataset import PreparedDataset
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.training.steps import claim_run
 from nexa_dagster.metadata import image, to_metadata
-from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import (GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource,
+                                    telemetry_metadata)
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, pool="gpu", description="Fine-tuned classifier.")
 def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
-                  telemetry: NVMLTelemetryResource, training_dataset: PreparedDataset) -> dg.Output[TrainedModel]:
+                  telemetry: NVMLTelemetryResource, storage: S3StorageResource,
+                  training_dataset: PreparedDataset) -> dg.Output[TrainedModel]:
     from nexa_core.training.plots import loss_curve
 
     cfg, layout = nexa.core(), nexa.layout()
     run_id, resuming = claim_run(cfg, training_dataset.version, layout)
     context.log.info(f"{'resuming' if resuming else 'starting'} training run {run_id}")
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "train") as usage:
-        result = trainer.train(cfg, training_dataset.path, run_id, layout)
+        result = trainer.train(cfg, training_dataset.path, run_id, layout, storage=storage.settings())
     model = TrainedModel.from_result(result, training_dataset)
     curve = loss_curve(model.log_path, model.run_dir / "loss_curve.png")
     return dg.Output(model, metadata={**to_metadata(model.metadata()), **image(curve),
