@@ -123,7 +123,7 @@ def labels_version(cfg: NexaConfig, teacher: dict) -> str:
     """The version the teacher's outputs are kept under: its weights' version plus the precision, if not fp32."""
     from nexa_core.distill import precision
 
-    _, _, resolved = precision.resolve_precision(None, cfg.distill.teacher_precision)
+    _, _, resolved = precision.resolve_precision(cfg.training.device, cfg.distill.teacher_precision)
     return precision.labels_version(teacher["version"], resolved)
 
 
@@ -137,12 +137,13 @@ def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: dict, version: str
     if d.kind == "causal_lm":
         inputs = inputs.assign(text=[d.prompt_template.format(text=t) for t in inputs["text"]])
         stats = collect_generation(teacher["path"], inputs, out, max_new_tokens=d.max_new_tokens,
-                                   batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision)
+                                   batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision,
+                                   device=cfg.training.device)
     else:
         _check_teacher_labels(layout, teacher, version)
         stats = collect_classification(teacher["path"], inputs, out, top_k=d.top_k, batch_size=d.batch_size,
                                        max_length=cfg.model.max_length, chunk_size=d.chunk_size,
-                                       precision=d.teacher_precision)
+                                       precision=d.teacher_precision, device=cfg.training.device)
     # teacher_version keys the outputs (and the pairs made from them); model_version is the weights' alone.
     return {**stats, "path": str(out), "model_version": teacher["version"], "inputs_version": version}
 
@@ -222,10 +223,12 @@ def compare_models(cfg: NexaConfig, layout: Layout, teacher: dict, student: dict
     if cfg.distill.kind == "causal_lm":
         return side_by_side_generation(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
                                        layout.run_dir(student["run_id"]), template=cfg.distill.prompt_template,
-                                       max_new_tokens=cfg.distill.max_new_tokens, samples=cfg.data.eval_samples or 64)
+                                       max_new_tokens=cfg.distill.max_new_tokens, samples=cfg.data.eval_samples or 64,
+                                       device=cfg.training.device)
     report = side_by_side(Path(teacher["path"]), Path(student["final_dir"]), Path(dataset.path),
                           layout.run_dir(student["run_id"]), batch_size=cfg.evaluation.batch_size,
-                          max_length=cfg.model.max_length)
+                          max_length=cfg.model.max_length, device=cfg.training.device,
+                          precisions={"teacher": cfg.distill.teacher_precision, "student": cfg.training.precision})
     return report
 
 

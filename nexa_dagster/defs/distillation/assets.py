@@ -14,7 +14,7 @@ import dagster as dg
 from nexa_dagster.metadata import numbers
 from nexa_dagster.defs.distillation.promotion import decide_promotion, promotion_metadata
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
-from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, telemetry_metadata
 
 GROUP = "distillation"
 
@@ -25,11 +25,11 @@ def _dataset(value: dict) -> SimpleNamespace:
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
-def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  training_dataset: dict) -> dg.Output[dict]:
+def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                  telemetry: NVMLTelemetryResource, training_dataset: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         teacher = pipeline.teacher_model(cfg, layout, _dataset(training_dataset))
     if teacher["trained"]:
@@ -56,11 +56,11 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, training
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
-def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                    teacher_model: dict, teacher_inputs: dict) -> dg.Output[dict]:
+def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                    telemetry: NVMLTelemetryResource, teacher_model: dict, teacher_inputs: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    cfg, layout, key = nexa.core(), nexa.layout(), context.partition_key
+    cfg, layout, key = trainer.apply(nexa.core()), nexa.layout(), context.partition_key
     folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
     with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage:
         stats = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
@@ -84,11 +84,11 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe, teac
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
-def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
+def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                  telemetry: NVMLTelemetryResource, teacher_model: dict, distillation_pairs: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs)
     usage.save(layout.run_dir(student["run_id"]) / "telemetry")
@@ -101,12 +101,12 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
           description="Student and teacher on the student's test split (quality, agreement, size, latency), and "
                       "the deployed champion on the same split (the promotion decision).")
-def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                       teacher_model: dict, student_model: dict) -> dg.Output[dict]:
+def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                       telemetry: NVMLTelemetryResource, teacher_model: dict, student_model: dict) -> dg.Output[dict]:
     from nexa_core.distill import pipeline
     from nexa_core.distill.compare import summary_line
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, layout.run_dir(student_model["run_id"]) / "telemetry", "evaluate") as usage:
         report = pipeline.compare_models(cfg, layout, teacher_model, student_model)
     comparison = {k: v for k, v in report.items() if k != "student_report"}

@@ -3,16 +3,16 @@
 import dagster as dg
 
 from nexa_dagster.metadata import numbers
-from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, telemetry_metadata
 
 @dg.asset(group_name="training", kinds={"json"}, description="Accuracy, macro-F1, loss and per-class metrics.")
-def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                      trained_model: dict, training_dataset: dict) -> dg.Output[dict]:
+def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                      telemetry: NVMLTelemetryResource, trained_model: dict, training_dataset: dict) -> dg.Output[dict]:
     from pathlib import Path
 
     from nexa_core.evaluation.evaluate import evaluate_run
 
-    cfg, layout, run_id = nexa.core(), nexa.layout(), trained_model["run_id"]
+    cfg, layout, run_id = trainer.apply(nexa.core()), nexa.layout(), trained_model["run_id"]
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "evaluate") as usage:
         report = evaluate_run(cfg, run_id, Path(training_dataset["path"]), layout)
     per_class = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
