@@ -74,7 +74,7 @@ def plain_split(dataset_dir: Path, tokenizer, max_length: int, pad_to_max: bool)
 def bench_args(steps: int, batch_size: int, seed: int, out_dir: Path):
     """Our production arguments, minus evaluation, checkpointing and logging, which are not what we time."""
     cfg = TrainingConfig(max_steps=steps, batch_size=batch_size, distributed=DistributedConfig(seed=seed))
-    args = training_arguments(cfg, out_dir, cpu=True)
+    args = training_arguments(cfg, out_dir, torch.device("cpu"))
     return dataclasses.replace(args, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
                                logging_strategy="no")
 

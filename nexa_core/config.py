@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nexa_core.common.errors import NexaError
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # training.device; nexa_core.training.device resolves it
 
 
 class _Section(BaseModel):
@@ -92,6 +93,9 @@ class CheckpointConfig(_Section):
 
 
 class TrainingConfig(_Section):
+    # Where every step that trains or infers runs (trainer, teacher outputs, student, evaluation, comparison,
+    # champion re-score): auto (the first visible GPU, else CPU), cpu, cuda (the first visible GPU) or cuda:N.
+    device: str = "auto"
     epochs: float = Field(default=2.0, gt=0)
     max_steps: int = Field(default=-1, ge=-1)  # >0 overrides epochs
     batch_size: int = Field(default=32, ge=1)  # per device
@@ -107,6 +111,21 @@ class TrainingConfig(_Section):
     schedule: ScheduleConfig = ScheduleConfig()
     distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not DEVICE_RE.match(value):
+            raise ValueError("use auto, cpu, cuda or cuda:N (N = a GPU index, e.g. cuda:1)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_gpu_per_worker(self) -> "TrainingConfig":
+        # Under torchrun each worker takes the GPU of its local rank; one fixed GPU for all would collide.
+        if self.distributed.world_size > 1 and ":" in self.device:
+            raise ValueError(f"device={self.device} pins one GPU, but distributed.world_size="
+                             f"{self.distributed.world_size} gives each worker its own; set training.device=cuda")
+        return self
 
 
 class PromotionConfig(_Section):

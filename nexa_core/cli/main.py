@@ -60,7 +60,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from nexa_core.evaluation.evaluate import evaluate_model
+    from nexa_core.evaluation.evaluate import evaluate_model, inference_settings
 
     cfg = _config(args)
     layout = Layout.from_storage(cfg.storage)
@@ -70,7 +70,8 @@ def cmd_evaluate(args) -> None:
     dataset = prepare(cfg, layout)
     out = Path(args.output) if args.output else checkpoint.parent / f"eval_{checkpoint.name}"
     report = evaluate_model(checkpoint, dataset.path, out, split=args.split, batch_size=cfg.evaluation.batch_size,
-                            max_length=cfg.model.max_length, save_predictions=cfg.evaluation.save_predictions)
+                            max_length=cfg.model.max_length, save_predictions=cfg.evaluation.save_predictions,
+                            **inference_settings(cfg))
     print(json.dumps({k: report[k] for k in ("accuracy", "macro_f1", "loss", "num_examples", "metrics_path")}, indent=2))
 
 

@@ -228,6 +228,7 @@ def collect_classification(model_dir: str | Path, inputs: pd.DataFrame, out_dir:
 
     All pending texts are tokenised in one fast-tokenizer call, sorted by token length and run in batches padded
     only to the longest row of each batch; on CPU (fp32) results match an unbatched forward to float rounding.
+    device: a training.device value (auto, cpu, cuda, cuda:N; None = auto).
     precision (see precision.py): auto is bf16 on a GPU and fp32 on CPU; bf16 outputs carry their own version.
     """
     import torch

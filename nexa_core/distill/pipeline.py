@@ -130,7 +130,7 @@ def labels_version(cfg: NexaConfig, teacher: Teacher) -> str:
     """The version the teacher's outputs are kept under: its weights' version plus the precision, if not fp32."""
     from nexa_core.distill import precision
 
-    _, _, resolved = precision.resolve_precision(None, cfg.distill.teacher_precision)
+    _, _, resolved = precision.resolve_precision(cfg.training.device, cfg.distill.teacher_precision)
     return precision.labels_version(teacher.version, resolved)
 
 
@@ -144,12 +144,13 @@ def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: Teacher, version: 
     if d.kind == "causal_lm":
         inputs = inputs.assign(text=[d.prompt_template.format(text=t) for t in inputs["text"]])
         stats = collect_generation(str(teacher.path), inputs, out, max_new_tokens=d.max_new_tokens,
-                                   batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision)
+                                   batch_size=d.batch_size, chunk_size=d.chunk_size, precision=d.teacher_precision,
+                                   device=cfg.training.device)
     else:
         _check_teacher_labels(layout, teacher, version)
         stats = collect_classification(str(teacher.path), inputs, out, top_k=d.top_k, batch_size=d.batch_size,
                                        max_length=cfg.model.max_length, chunk_size=d.chunk_size,
-                                       precision=d.teacher_precision)
+                                       precision=d.teacher_precision, device=cfg.training.device)
     # teacher_version keys the outputs (and the pairs made from them); model_version is the weights' alone.
     return TeacherOutputs(out, stats["teacher_version"], teacher.version, version, stats["precision"], stats["computed"],
                           stats["skipped"], stats["chunks_written"], stats["seconds"], stats["inputs_per_second"])
@@ -236,10 +237,12 @@ def compare_models(cfg: NexaConfig, layout: Layout, teacher: Teacher, student: T
         report = side_by_side_generation(teacher.path, student.final_dir, Path(dataset.path),
                                          layout.run_dir(student.run_id), template=cfg.distill.prompt_template,
                                          max_new_tokens=cfg.distill.max_new_tokens,
-                                         samples=cfg.data.eval_samples or 64)
+                                         samples=cfg.data.eval_samples or 64, device=cfg.training.device)
     else:
         report = side_by_side(teacher.path, student.final_dir, Path(dataset.path), layout.run_dir(student.run_id),
-                              batch_size=cfg.evaluation.batch_size, max_length=cfg.model.max_length)
+                              batch_size=cfg.evaluation.batch_size, max_length=cfg.model.max_length,
+                              device=cfg.training.device,
+                              precisions={"teacher": cfg.distill.teacher_precision, "student": cfg.training.precision})
     comparison = {k: v for k, v in report.items() if k != "student_report"}
     return EvaluationReport(student.run_id, report["student_report"], comparison=comparison)
 

@@ -10,32 +10,20 @@ for the student, not rounding.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable
-
 from nexa_core.common.errors import NexaError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def resolve_precision(device: str | None, precision: str = "auto"):
-    """The torch device, an autocast context factory and the precision actually used.
-
-    auto: bf16 autocast on a CUDA GPU that supports it, else fp32 (CPUs without bf16 units only emulate it).
-    """
-    import torch
+def resolve_precision(device=None, precision: str = "auto"):
+    """The teacher's torch device (training.device, see nexa_core.training.device), an autocast context factory
+    and the precision actually used. auto: bf16 autocast on a CUDA GPU that supports it, else fp32."""
+    from nexa_core.training.device import inference_autocast, resolve_device
 
     if precision not in PRECISIONS:
         raise NexaError(f"distill.teacher_precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise NexaError(f"distill.teacher_precision: {torch.cuda.get_device_name(device)} has no bf16; use fp32")
-    autocast: Callable = contextlib.nullcontext
-    if precision == "bf16":
-        autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
+    device = resolve_device(device)
+    autocast, precision = inference_autocast(device, precision, "distill.teacher_precision")
     return device, autocast, precision
 
 

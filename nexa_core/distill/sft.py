@@ -30,9 +30,9 @@ def sft_features(frame: pd.DataFrame, tokenizer, max_length: int):
 
 def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, out_dir: Path) -> dict:
     """Fine-tune the student on the pairs (10% held out for validation loss); saves `out_dir/final`."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
+    from nexa_core.training.device import deterministic_on_cpu, resolve_device
     from nexa_core.training.hf import NexaTrainer, training_arguments
 
     import yaml
@@ -47,7 +47,8 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
         tokenizer.pad_token = tokenizer.eos_token
     set_seed(cfg.training.distributed.seed)
     model = AutoModelForCausalLM.from_pretrained(student_dir)
-    args = training_arguments(cfg.training, Path(out_dir) / "checkpoints", cpu=not torch.cuda.is_available())
+    device = resolve_device(cfg.training.device)
+    args = training_arguments(cfg.training, Path(out_dir) / "checkpoints", device)
     args = dataclasses.replace(args, metric_for_best_model="loss", greater_is_better=False)
     trainer = NexaTrainer(
         model=model, args=args, processing_class=tokenizer,
@@ -55,7 +56,8 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
         eval_dataset=sft_features(frame.iloc[:held_out], tokenizer, cfg.model.max_length),
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
     )
-    output = trainer.train()
+    with deterministic_on_cpu(device):
+        output = trainer.train()
     final = Path(out_dir) / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))

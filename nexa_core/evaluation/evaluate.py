@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,41 +18,65 @@ from nexa_core.common.layout import Layout
 from nexa_core.training.metrics import classification_metrics, softmax
 
 
-def predict_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int) -> np.ndarray:
-    """Batched inference sorted by length (little padding), returned in the input order."""
-    import torch
+def predict_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int,
+                   autocast: Callable = contextlib.nullcontext) -> np.ndarray:
+    """Batched inference on the model's device, returned in the input order.
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    device = next(model.parameters()).device
+    All texts are tokenised first and run in ascending token length, each batch padded only to its own longest
+    row: little padding whatever the characters (a short string of rare words can be many tokens).
+    `autocast`: a context factory for mixed precision (nexa_core.training.device.inference_autocast).
+    """
+    import torch
+    from transformers.data.data_collator import pad_without_fast_tokenizer_warning
+
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
+    if not texts:
+        return out
+    encoded = tokenizer(texts, truncation=True, max_length=max_length)
+    names = [n for n in ("input_ids", "token_type_ids", "attention_mask") if n in encoded]
+    order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+    device = next(model.parameters()).device
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length,
-                              padding=True, return_tensors="pt").to(device)
-            out[idx] = model(**batch).logits.float().cpu().numpy()
+            rows = [{n: encoded[n][i] for n in names} for i in idx]
+            batch = pad_without_fast_tokenizer_warning(tokenizer, rows, padding=True, return_tensors="pt")
+            out[idx] = model(**batch.to(device)).logits.float().cpu().numpy()
     return out
 
 
-def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path, *, split: str = "test",
-                   batch_size: int = 64, max_length: int = 128, save_predictions: bool = True) -> dict:
+def load_for_inference(model_dir: str | Path, device, precision: str, field: str):
+    """A sequence classifier and its tokenizer, the model on `device` (resolved from training.device), and the
+    autocast factory for `precision` (`field` names the setting in errors)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from nexa_core.training.device import inference_autocast, resolve_device
+
+    device = resolve_device(device)
+    autocast, _ = inference_autocast(device, precision, field)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(model_dir), autocast
+
+
+def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path, *, split: str = "test",
+                   batch_size: int = 64, max_length: int = 128, save_predictions: bool = True,
+                   device: str = "auto", precision: str = "fp32", precision_field: str = "training.precision") -> dict:
+    """`device`: a training.device value; `precision`: fp32, auto, bf16 or fp16 (the last two under autocast), the
+    value of the setting `precision_field` (training.precision for a trained model, the teacher's own for it)."""
     model_dir, dataset_dir, out_dir = Path(model_dir), Path(dataset_dir), Path(out_dir)
     if not (model_dir / "config.json").is_file():
         raise NexaError(f"--checkpoint {model_dir}: not a model folder (no config.json); pass a run's final/ "
                         "or a checkpoint-N folder")
     info = json.loads((dataset_dir / "dataset.json").read_text())
     frame = pd.read_parquet(dataset_dir / f"{split}.parquet")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model, tokenizer, autocast = load_for_inference(model_dir, device, precision, precision_field)
     model_labels = label_names(model.config)
     if model_labels != list(info["labels"]):
         raise NexaError(f"--checkpoint {model_dir}: its labels {model_labels} differ from dataset "
                         f"{info['version']} labels {info['labels']}; evaluate it on the data it was trained for")
 
-    logits = predict_logits(model, tokenizer, frame["text"].tolist(), batch_size, max_length)
+    logits = predict_logits(model, tokenizer, frame["text"].tolist(), batch_size, max_length, autocast)
     metrics = classification_metrics(logits, frame["label_id"].to_numpy(), model_labels)
     report = {"split": split, "num_examples": len(frame), "dataset_version": info["version"],
               "model_dir": str(model_dir), **metrics}
@@ -73,4 +99,10 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, out_dir: str 
 def evaluate_run(cfg: NexaConfig, run_id: str, dataset_dir: Path, layout: Layout) -> dict:
     run_dir = layout.run_dir(run_id)
     return evaluate_model(run_dir / "final", dataset_dir, run_dir, batch_size=cfg.evaluation.batch_size,
-                          max_length=cfg.model.max_length, save_predictions=cfg.evaluation.save_predictions)
+                          max_length=cfg.model.max_length, save_predictions=cfg.evaluation.save_predictions,
+                          **inference_settings(cfg))
+
+
+def inference_settings(cfg: NexaConfig) -> dict:
+    """evaluate_model's device and precision for a trained model of this config: where and how it was trained."""
+    return {"device": cfg.training.device, "precision": cfg.training.precision}

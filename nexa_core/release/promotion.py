@@ -71,7 +71,7 @@ def champion_vs_challenger(cfg: NexaConfig, layout: Layout, dataset_dir: Path, c
         try:
             champion = evaluate_model(deploy.current_model_path(layout), dataset_dir, out_dir / "champion_eval",
                                       batch_size=cfg.evaluation.batch_size, max_length=cfg.model.max_length,
-                                      save_predictions=False)
+                                      save_predictions=False, device=cfg.training.device)
         except NexaError as err:
             decision = {**compare(challenger, None, cfg.evaluation.promotion), "promote": False,
                         "reason": f"the champion {champion_id} cannot be scored on this test split ({err}); "

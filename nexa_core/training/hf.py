@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,34 @@ from nexa_core.config import TrainingConfig
 from nexa_core.training.metrics import classification_metrics
 from nexa_core.training.precision import precision_flags
 from nexa_core.training.sampler import EpochSeededLengthGroupedSampler
+
+
+@dataclass
+class NexaTrainingArguments(TrainingArguments):
+    """TrainingArguments that train on one chosen GPU (`device_index`) without touching CUDA_VISIBLE_DEVICES.
+
+    A single process puts HF on `cuda:0` and wraps the model in DataParallel over every visible GPU; accelerate's
+    state holds bare `cuda` (the current device). Here the chosen GPU becomes the current device, the device of
+    the shared accelerate state and of the Trainer, and the only GPU the process trains on. Under torchrun each
+    worker keeps the GPU of its local rank.
+    """
+
+    device_index: int | None = field(default=None, metadata={"help": "the one GPU a single process trains on"})
+
+    @cached_property
+    def _setup_devices(self):
+        import torch
+        from accelerate.utils import DistributedType
+
+        device = TrainingArguments._setup_devices.func(self)
+        state = self.distributed_state
+        if self.device_index is None or self.use_cpu or state is None or state.distributed_type != DistributedType.NO:
+            return device
+        device = torch.device("cuda", self.device_index)
+        torch.cuda.set_device(device)  # bare `cuda` (accelerate, autocast, new tensors) now means this GPU
+        state.device = device  # shared with the Accelerator the Trainer builds next
+        self._n_gpu = 1  # one GPU, never DataParallel over the others
+        return device
 
 
 class NexaTrainer(Trainer):
@@ -50,9 +80,13 @@ class KDTrainer(NexaTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool, keep_columns: bool = False) -> TrainingArguments:
+def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_columns: bool = False) -> TrainingArguments:
+    """`device`: the resolved `training.device` (nexa_core.training.device.resolve_device)."""
+    from nexa_core.training.device import training_device_args
+
     greater_is_better = cfg.best_metric != "loss"
-    return TrainingArguments(
+    cpu = device.type == "cpu"
+    return NexaTrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
@@ -65,10 +99,12 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, cpu: bool, keep_co
         max_grad_norm=cfg.optimizer.max_grad_norm,
         lr_scheduler_type=cfg.schedule.name,
         warmup_steps=cfg.schedule.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        **precision_flags(cfg.precision, cfg.tf32),
+        **precision_flags(cfg.precision, cfg.tf32, device),
         seed=cfg.distributed.seed,
-        full_determinism=cpu,  # free on CPU; on GPU it would cost speed, so seeding only
-        use_cpu=cpu,
+        # Seeding only: determinism on CPU comes from device.deterministic_on_cpu around train(), without the
+        # environment variables HF's full_determinism would leave in the process.
+        full_determinism=False,
+        **training_device_args(device),
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,

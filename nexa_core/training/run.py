@@ -46,9 +46,9 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     best checkpoint is pushed to that durable store (S3 or the local mirror) as soon as it is saved."""
     if cfg.training.distributed.world_size > 1 and not in_worker():
         return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd, storage=storage)
-    import torch
     from transformers import set_seed
 
+    from nexa_core.training.device import deterministic_on_cpu, resolve_device
     from nexa_core.training.hf import build_trainer, training_arguments
 
     info = json.loads((Path(dataset_dir) / "dataset.json").read_text())
@@ -56,7 +56,8 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     run_dir = layout.run_dir(run_id)
     ckpt_dir = layout.checkpoints_dir(run_id)
     # Everything that can reject the config (precision, model, tokenizer) runs before any folder is made.
-    args = training_arguments(cfg.training, ckpt_dir, cpu=not torch.cuda.is_available(), keep_columns=kd is not None)
+    device = resolve_device(cfg.training.device)
+    args = training_arguments(cfg.training, ckpt_dir, device, keep_columns=kd is not None)
     source = init_from or cfg.model.name_or_path
     tokenizer = load_tokenizer(source, cfg.model.revision)
     set_seed(cfg.training.distributed.seed)  # before building the model: a new head is identical across runs
@@ -87,7 +88,8 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
 
     started = time.time()
-    output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    with deterministic_on_cpu(device):
+        output = trainer.train(resume_from_checkpoint=str(last) if last else None)
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))  # the best model: load_best_model_at_end restored it
     if main:

@@ -1,25 +1,39 @@
-"""GPUTrainerResource: runs the core trainer on this node (CPU or one GPU)."""
+"""GPUTrainerResource: where the steps that train or infer run on this node (CPU or one GPU)."""
 
 from pathlib import Path
 
 import dagster as dg
 
-from nexa_core.config import NexaConfig
+from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import NexaConfig, validate_config
 from nexa_core.storage.settings import StorageSettings
 
 class GPUTrainerResource(dg.ConfigurableResource):
-    """Where and how training runs; the recipe's `training` section says what is trained."""
+    """Where and how training and inference run; the recipe's `training` section says what is trained.
 
-    device: str = "auto"  # "auto" (a GPU if visible), "cpu" to force CPU even on a GPU node
+    `device` overrides the recipe's `training.device` for every asset that trains or infers (teacher, teacher
+    outputs, trained model, student, evaluations): assets call `apply` on their config. The GPU is chosen by
+    index inside the step; the process environment (CUDA_VISIBLE_DEVICES) is never changed.
+    """
+
+    device: str = "auto"  # "auto": the recipe's training.device; else cpu, cuda or cuda:N for every step
+
+    def apply(self, cfg: NexaConfig) -> NexaConfig:
+        """The config with this resource's device in `training.device` (unchanged for "auto")."""
+        if self.device == "auto":
+            return cfg
+        raw = cfg.model_dump(mode="json")
+        raw["training"]["device"] = self.device
+        try:
+            return validate_config(raw)
+        except NexaError as err:
+            raise dg.Failure(description=f"GPUTrainerResource.device: {err}") from None
 
     def train(self, cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout,
               storage: StorageSettings | None = None):
-        """Train the run; each new best checkpoint goes to the durable store of `storage` (the storage resource's)."""
-        import os
-
+        """Train the run on this resource's device; each new best checkpoint goes to the durable store of
+        `storage` (the storage resource's settings)."""
         from nexa_core.training.steps import train_run
 
-        if self.device == "cpu":
-            os.environ["CUDA_VISIBLE_DEVICES"] = ""  # hide GPUs before torch initialises CUDA
-        return train_run(cfg, dataset_dir, run_id, layout, storage=storage)
+        return train_run(self.apply(cfg), dataset_dir, run_id, layout, storage=storage)

@@ -16,18 +16,20 @@ from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
 from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, S3StorageResource, telemetry_metadata
+from nexa_dagster.resources import (GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource,
+                                    telemetry_metadata)
 
 GROUP = "distillation"
 
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
-def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  storage: S3StorageResource, training_dataset: PreparedDataset) -> dg.Output[Teacher]:
+def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                  telemetry: NVMLTelemetryResource, storage: S3StorageResource,
+                  training_dataset: PreparedDataset) -> dg.Output[Teacher]:
     from nexa_core.distill import pipeline
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.settings())
     if teacher.trained:
@@ -50,11 +52,12 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
-def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                    teacher_model: Teacher, teacher_inputs: InputSet) -> dg.Output[TeacherOutputs]:
+def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                    telemetry: NVMLTelemetryResource, teacher_model: Teacher,
+                    teacher_inputs: InputSet) -> dg.Output[TeacherOutputs]:
     from nexa_core.distill import pipeline
 
-    cfg, layout, key = nexa.core(), nexa.layout(), context.partition_key
+    cfg, layout, key = trainer.apply(nexa.core()), nexa.layout(), context.partition_key
     folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
     with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage:
         outputs = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
@@ -74,12 +77,12 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
-def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                  storage: S3StorageResource, teacher_model: Teacher,
+def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                  telemetry: NVMLTelemetryResource, storage: S3StorageResource, teacher_model: Teacher,
                   distillation_pairs: DistillationPairs) -> dg.Output[TrainedModel]:
     from nexa_core.distill import pipeline
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs,
                                          storage=storage.settings())
@@ -90,12 +93,13 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
           description="Student and teacher on the student's test split (quality, agreement, size, latency), and "
                       "the deployed champion on the same split (the promotion decision).")
-def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                       teacher_model: Teacher, student_model: TrainedModel) -> dg.Output[EvaluationReport]:
+def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                       telemetry: NVMLTelemetryResource, teacher_model: Teacher,
+                       student_model: TrainedModel) -> dg.Output[EvaluationReport]:
     from nexa_core.distill import pipeline
     from nexa_core.distill.compare import summary_line
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, layout.run_dir(student_model.run_id) / "telemetry", "evaluate") as usage:
         report = pipeline.compare_models(cfg, layout, teacher_model, student_model)
     context.log.info(summary_line(report.comparison))

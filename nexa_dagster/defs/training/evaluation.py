@@ -6,15 +6,16 @@ from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, telemetry_metadata
 
 
 @dg.asset(group_name="training", kinds={"json"}, description="Accuracy, macro-F1, loss and per-class metrics.")
-def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, telemetry: NVMLTelemetryResource,
-                      trained_model: TrainedModel, training_dataset: PreparedDataset) -> dg.Output[EvaluationReport]:
+def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                      telemetry: NVMLTelemetryResource, trained_model: TrainedModel,
+                      training_dataset: PreparedDataset) -> dg.Output[EvaluationReport]:
     from nexa_core.evaluation.evaluate import evaluate_run
 
-    cfg, layout, run_id = nexa.core(), nexa.layout(), trained_model.run_id
+    cfg, layout, run_id = trainer.apply(nexa.core()), nexa.layout(), trained_model.run_id
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "evaluate") as usage:
         report = EvaluationReport(run_id, evaluate_run(cfg, run_id, training_dataset.path, layout))
     return dg.Output(report, metadata={**to_metadata(report.metadata()), **telemetry_metadata(usage.summary)})

@@ -16,7 +16,7 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
                   training_dataset: PreparedDataset) -> dg.Output[TrainedModel]:
     from nexa_core.training.plots import loss_curve
 
-    cfg, layout = nexa.core(), nexa.layout()
+    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     run_id, resuming = claim_run(cfg, training_dataset.version, layout)
     context.log.info(f"{'resuming' if resuming else 'starting'} training run {run_id}")
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "train") as usage:
