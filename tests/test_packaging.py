@@ -220,6 +220,27 @@ def test_unsafe_member_first_in_archive_is_refused_too(package, tmp_path):
     assert _listing(target.parent) == []
 
 
+@pytest.mark.parametrize(
+    "name, reason",
+    [("/abs-evil", "absolute path"), ("model/../../../evil", "'..' path component"), ("model/./../../evil", "'..' path component")],
+)
+def test_path_escapes_are_refused_by_the_data_filter(package, tmp_path, monkeypatch, name, reason):
+    # The member passes through tarfile's own `data` filter, and nothing lands outside the target's parent.
+    seen = []
+    real_filter = tarfile.data_filter
+    monkeypatch.setattr(tarfile, "data_filter", lambda member, dest: seen.append(member.name) or real_filter(member, dest))
+    before = _listing(tmp_path)
+    evil = _rewrite(package, tmp_path / "evil.tar.gz", extra=[_file(name, b"pwned")])
+    target = tmp_path / "a" / "b" / "release"
+    with pytest.raises(NexaError, match=re.escape(f"refusing member {name!r}: {reason}")):
+        unpack_package(evil, target)
+    assert name in seen
+    assert _listing(target.parent) == []
+    assert _listing(tmp_path) == sorted(before + ["evil.tar.gz", "a"])
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "a" / "evil").exists()
+    assert not os.path.exists("/abs-evil")
+
+
 @pytest.mark.parametrize("content", [b"this is not gzip at all", b"\x1f\x8b\x08\x00garbage"])
 def test_corrupt_archive_is_not_a_valid_package(tmp_path, content):
     bad = tmp_path / "bad.tar.gz"

@@ -42,7 +42,9 @@ def test_whole_graph_trains_evaluates_records_packages_and_deploys(recipe, tmp_p
     current = Path(_meta(result, "deployed_model")["current_model"])
     assert current == tmp_path / "durable" / "deploy" / "current_model"
     clf = pipeline("text-classification", model=str(current))
-    assert clf("great superb lovely film")[0]["label"] in {"pos", "neg"}
+    # tests/tiny.py labels a review by its sentiment words alone, so these two are unambiguous.
+    assert clf("great superb lovely film")[0]["label"] == "pos"
+    assert clf("awful boring dull film")[0]["label"] == "neg"
     assert json.loads((current / "config.json").read_text())["id2label"] == {"0": "neg", "1": "pos"}
 
 

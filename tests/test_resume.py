@@ -59,3 +59,42 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_model, tiny_cs
     weights = [(root / "durable/runs" / RUN_ID / "final/model.safetensors").read_bytes()
                for root in (tmp_path / "straight", tmp_path / "killed")]
     assert weights[0] == weights[1]
+
+
+def test_resumed_run_continues_the_ema_saved_in_the_checkpoint(tiny_model, tiny_csv, tmp_path):
+    import shutil
+
+    from nexa_core.common.layout import Layout
+    from nexa_core.config import validate_config
+    from nexa_core.data import prepare
+    from nexa_core.training.steps import train_run
+
+    cfg = validate_config(tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=2, checkpoint={"every_steps": 5, "keep": 10}))
+    layout = Layout.from_storage(cfg.storage)
+    dataset = prepare(cfg, layout)
+    straight = train_run(cfg, dataset.path, RUN_ID, layout)
+    log_path = Path(straight.log_path)
+    straight_log = [json.loads(line) for line in log_path.read_text().splitlines()]
+
+    # Undo everything past checkpoint-10, and the log too: the EMA can only come from the checkpoint.
+    ckpts = layout.checkpoints_dir(RUN_ID)
+    for ckpt in ckpts.glob("checkpoint-*"):
+        if int(ckpt.name.rsplit("-", 1)[-1]) > 10:
+            shutil.rmtree(ckpt)
+    shutil.rmtree(straight.final_dir)
+    saved = json.loads((ckpts / "checkpoint-10" / "trainer_state.json").read_text())["stateful_callbacks"]
+    assert saved["SmoothedLossLog"]["attributes"]["ema"] is not None
+    log_path.unlink()
+
+    resumed = train_run(cfg, dataset.path, RUN_ID, layout)
+    assert resumed.resumed_from.endswith("checkpoint-10")
+    resumed_log = [json.loads(line) for line in log_path.read_text().splitlines()]
+    first = next(r for r in resumed_log if "loss" in r)
+    same_step = next(r for r in straight_log if "loss" in r and r["step"] == first["step"])
+    assert first["step"] > 10 and first["loss"] == pytest.approx(same_step["loss"])
+    assert first["loss_ema"] != pytest.approx(first["loss"])  # not restarted from this step's loss
+    assert first["loss_ema"] == pytest.approx(same_step["loss_ema"])
+    # The resumed log holds the same records, field for field, as the uninterrupted one past step 10.
+    assert [sorted(r) for r in resumed_log] == [sorted(r) for r in straight_log if r["step"] > 10]
+    later = [r["loss_ema"] for r in resumed_log if "loss" in r]
+    assert later == pytest.approx([r["loss_ema"] for r in straight_log if "loss" in r and r["step"] > 10])

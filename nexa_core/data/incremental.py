@@ -183,11 +183,6 @@ def _drop_record(db: sqlite3.Connection, name: str) -> Optional[dict]:
             "labels": json.loads(labels or "[]"), "row_hash": row_hash}
 
 
-def drop_record(root: str | os.PathLike, name: str) -> Optional[dict]:
-    with _index(Path(root)) as db:
-        return _drop_record(db, name)
-
-
 def build_version(cfg: DataConfig, datasets_dir: str | os.PathLike, root: str | os.PathLike, seed: int,
                   source: str = "drops") -> Optional[PreparedDataset]:
     """A new dataset version holding every valid drop so far, or None when no drop added rows since the last."""
@@ -292,4 +287,4 @@ def drop_names(root: str | os.PathLike) -> dict[str, str]:
         return dict(db.execute("SELECT name, status FROM drops ORDER BY seq").fetchall())
 
 
-__all__ = ["DROP_REASONS", "assign_split", "build_version", "drop_names", "drop_record", "ingest_drop"]
+__all__ = ["DROP_REASONS", "assign_split", "build_version", "drop_names", "ingest_drop"]

@@ -15,8 +15,8 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.hashing import sha256_file, sha256_stream
@@ -112,42 +112,40 @@ def build_package(layout: Layout, run_id: str) -> Path:
 # ------------------------------------------------------------------------------------------ checking
 
 
-def _check_name(name: str, where: str) -> str:
-    """Refuse a member path that is absolute, has `..` components or is otherwise not a plain relative path."""
-    if not name or "\x00" in name:
-        raise NexaError(f"{where}: refusing member with an empty or invalid name {name!r}")
-    if name.startswith("/") or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
+def _package_filter(member: tarfile.TarInfo, dest: str, where: str) -> tarfile.TarInfo:
+    """tarfile's `data` extraction filter, plus the package rules it does not have.
+
+    The `data` filter keeps every member inside `dest` and refuses special files; on top of it a
+    package may hold no links at all (the filter would allow ones pointing inside), and a member
+    the filter would have to rename (a leading '/') is refused rather than silently relocated.
+    """
+    name = member.name
+    if member.issym() or member.islnk():
+        raise NexaError(f"{where}: refusing member {name!r}: links are not allowed in a package")
+    try:
+        filtered = tarfile.data_filter(member, dest)
+    except tarfile.SpecialFileError:
+        raise NexaError(f"{where}: refusing member {name!r}: device or fifo members and other special files are not allowed") from None
+    except tarfile.AbsolutePathError:
+        raise NexaError(f"{where}: refusing member {name!r}: absolute path") from None
+    except tarfile.OutsideDestinationError:
+        # Without links, only a '..' component can lead a member out of the folder.
+        raise NexaError(f"{where}: refusing member {name!r}: '..' path component leads outside the package folder") from None
+    except tarfile.FilterError as exc:
+        raise NexaError(f"{where}: refusing member {name!r}: {exc}") from None
+    if filtered.name != name:
         raise NexaError(f"{where}: refusing member {name!r}: absolute path")
-    parts = PurePosixPath(name).parts
-    if ".." in parts or ".." in name.split("\\"):
-        raise NexaError(f"{where}: refusing member {name!r}: '..' path component")
-    if not parts or parts == (".",):
-        raise NexaError(f"{where}: refusing member {name!r}: not a file path")
-    return PurePosixPath(name).as_posix()
+    return filtered
 
 
-def _check_inside(root: Path, name: str, where: str) -> Path:
-    root_real = os.path.realpath(root)
-    dest = os.path.realpath(os.path.join(root_real, name))
-    if os.path.commonpath([root_real, dest]) != root_real or dest == root_real:
-        raise NexaError(f"{where}: refusing member {name!r}: it resolves outside the package folder")
-    return Path(dest)
-
-
-def _check_members(members: Iterable[tarfile.TarInfo], where: str, root: Path | None = None) -> list[tarfile.TarInfo]:
+def _check_members(members: Iterable[tarfile.TarInfo], where: str, dest: str | os.PathLike) -> list[tarfile.TarInfo]:
+    """Run every member through `_package_filter` (all of them, before anything is written) and refuse duplicates."""
     seen: set[str] = set()
     checked = []
     for member in members:
-        name = _check_name(member.name, where)
-        if member.issym() or member.islnk():
-            raise NexaError(f"{where}: refusing member {member.name!r}: links are not allowed in a package")
-        if member.ischr() or member.isblk() or member.isfifo():
-            raise NexaError(f"{where}: refusing member {member.name!r}: device or fifo members are not allowed")
-        if not (member.isfile() or member.isdir()):
-            raise NexaError(f"{where}: refusing member {member.name!r}: unsupported member type")
-        if root is not None:
-            _check_inside(root, name, where)
+        member = _package_filter(member, os.fspath(dest), where)
         if member.isfile():
+            name = PurePosixPath(member.name).as_posix()
             if name in seen:
                 raise NexaError(f"{where}: refusing member {member.name!r}: it appears more than once")
             seen.add(name)
@@ -168,7 +166,10 @@ def _parse_sums(data: bytes, where: str) -> dict[str, str]:
         if not match:
             raise NexaError(f"{where}: {SUMS_NAME} line {lineno} is malformed (expected '<sha256>  <member>'); rebuild the package")
         digest, name = match.group(1).lower(), match.group(2)
-        name = _check_name(name, f"{where}: {SUMS_NAME} line {lineno}")
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts:
+            raise NexaError(f"{where}: {SUMS_NAME} line {lineno} lists {name!r}, which is not a path inside the package; rebuild the package")
+        name = path.as_posix()
         if name == SUMS_NAME or name in sums:
             raise NexaError(f"{where}: {SUMS_NAME} lists member {name!r} twice or lists itself; rebuild the package")
         sums[name] = digest
@@ -203,7 +204,8 @@ def _verify_archive(tarball: Path, expected: dict[str, str] | None = None) -> di
     where = f"package {tarball}"
     with _open_archive(tarball) as tar:
         try:
-            members = _check_members(tar.getmembers(), where)
+            # Nothing is extracted here: the stand-in folder only gives the filter a root to check against.
+            members = _check_members(tar.getmembers(), where, tarball.parent / f".{tarball.name}.verify")
             actual: dict[str, str] = {}
             sums_data = None
             for member in members:
@@ -273,12 +275,9 @@ def unpack_package(tarball: str | os.PathLike, target: str | os.PathLike) -> Pat
     try:
         with tar:
             try:
-                # Every member is checked before anything is written.
-                members = _check_members(tar.getmembers(), where, root=tmp)
-                tar.extractall(tmp, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                name = getattr(getattr(exc, "tarinfo", None), "name", "?")
-                raise NexaError(f"{where}: refusing member {name!r}: {exc}") from None
+                # Every member is checked before anything is written; the filter runs again on each write.
+                members = _check_members(tar.getmembers(), where, tmp)
+                tar.extractall(tmp, members=members, filter=lambda member, dest: _package_filter(member, dest, where))
             except _ARCHIVE_ERRORS as exc:
                 raise NexaError(f"{tarball} is not a valid package archive ({exc}); rebuild it") from None
             except OSError as exc:

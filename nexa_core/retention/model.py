@@ -8,7 +8,6 @@ from pathlib import Path
 from nexa_core.common.layout import Layout
 
 KINDS = ("checkpoint", "run", "package", "release")
-SCRATCH_KINDS = ("checkpoint", "run")  # disposable tier: pruned by age and by size
 DURABLE_KINDS = ("package", "release")  # kept tier: pruned by age only
 
 

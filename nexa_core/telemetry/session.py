@@ -82,8 +82,3 @@ def measure(cfg: TelemetryConfig | None, out_dir: Path | None, stage: str, nvml:
         m.stop(status="failed")  # a failed step still leaves its telemetry (how far it got, what it cost)
         raise
     m.stop()
-
-
-def read_telemetry(run_dir: Path, stage: str) -> dict | None:
-    path = Path(run_dir) / "telemetry" / f"{stage}.json"
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -115,6 +115,8 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_colum
         # HF keeps the best checkpoint on top of the (limit - 1) most recent ones.
         save_total_limit=cfg.checkpoint.keep + 1,
         load_best_model_at_end=True,
+        # Stateful callbacks (the loss EMA) come back from the checkpoint's trainer_state.json on resume.
+        restore_callback_states_from_checkpoint=True,
         metric_for_best_model=cfg.best_metric,
         greater_is_better=greater_is_better,
         report_to="none",

@@ -75,11 +75,10 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
                       status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir),
                       environment_fingerprint=record_environment(run_dir))
     last = last_complete_checkpoint(ckpt_dir)
-    resume_step = int(last.name.rsplit("-", 1)[-1]) if last else 0
     if last:
         log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
-    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing, resume_step=resume_step)] if main else []
+    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing)] if main else []
     if storage is not None and main:
         from nexa_core.storage.callback import BestCheckpointMirror
         from nexa_core.storage.settings import open_durable
