@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM := false
 
 PARTITION ?= v1
 
-.PHONY: setup run run-training test test-fast dev clean
+.PHONY: setup run run-training test test-fast lint dev clean
 
 setup: $(VENV)/.installed
 
@@ -37,8 +37,13 @@ run-training: setup
 	$(VENV)/bin/dagster job execute -m nexa_dagster.definitions -j training_pipeline
 	@$(VENV)/bin/nexa deploy | sed 's/^/deployed model: /'
 
-test: setup
+test: setup lint
 	$(PY) -m pytest
+
+# ruff, and the import contract (nexa_core's layers; nexa_core never imports dagster).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

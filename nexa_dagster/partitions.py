@@ -12,8 +12,8 @@ from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 
 
 def main(argv: list[str]) -> int:
-    from nexa_core.data.names import validate_name
     from nexa_core.common.errors import NexaError
+    from nexa_core.data.names import validate_name
 
     with dg.DagsterInstance.get() as instance:
         if argv[:1] == ["add"] and len(argv) > 1:

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from nexa_core.retention.cleanup import cleanup
-from nexa_core.config import validate_config
 from nexa_core.common.layout import Layout
+from nexa_core.config import validate_config
+from nexa_core.retention.cleanup import cleanup
 from nexa_core.retention.remote import apply_remote, plan_remote
 from nexa_core.storage.settings import StorageSettings, open_durable
 from tests.test_storage_s3 import BUCKET, aws_env, moto, prefix  # noqa: F401  (fixtures)

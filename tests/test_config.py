@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nexa_core.config import NexaConfig, apply_overrides, load_config, validate_config
 from nexa_core.common.errors import NexaError
+from nexa_core.config import NexaConfig, apply_overrides, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

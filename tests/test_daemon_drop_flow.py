@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nexa_core.release import deploy
-from nexa_core.config import validate_config
 from nexa_core.common.layout import Layout
+from nexa_core.config import validate_config
+from nexa_core.release import deploy
 from tests.cli_helpers import ROOT, write_recipe
 from tests.process_helpers import group_alive, instance_home, stop_group
 from tests.tiny import write_reviews_csv

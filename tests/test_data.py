@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nexa_core.common.errors import NexaError
 from nexa_core.config import DataConfig
 from nexa_core.data import DataQuery, PreparedDataset, prepare_dataset
 from nexa_core.data.loading import load_raw
 from nexa_core.data.splitting import split_dataset
 from nexa_core.data.validation import DROP_REASONS, clean
-from nexa_core.common.errors import NexaError
 
 ROWS = [
     ("A great movie", "pos"),

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from nexa_core.release.deploy import current_release, deploy, history, rollback
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.release.deploy import current_release, deploy, history, rollback
 from nexa_core.release.packaging import build_package
 from tests.helpers_runs import make_finished_run, make_layout
 

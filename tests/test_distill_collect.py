@@ -16,10 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from nexa_core.distill import collect
-from nexa_core.distill.collect import (collect_classification, collect_generation, read_outputs,
-                                       teacher_version)
 from nexa_core.common.errors import NexaError
+from nexa_core.distill import collect
+from nexa_core.distill.collect import collect_classification, collect_generation, read_outputs, teacher_version
 from tests.tiny import write_reviews_csv
 from tests.tiny_gpt2 import make_tiny_gpt2
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nexa_core.common.errors import NexaError
+from nexa_core.common.layout import Layout
 from nexa_core.config import StorageConfig
 from nexa_core.data import DataQuery
 from nexa_core.data.names import drop_inputs_name, validate_name
 from nexa_core.distill.handoff import Teacher
 from nexa_core.distill.inputs import build_teacher_inputs, input_id
-from nexa_core.common.errors import NexaError
-from nexa_core.common.layout import Layout
 
 TRAIN = [("a fine film", "pos"), ("dull and long", "neg"), ("loved every minute", "pos")]
 

@@ -9,13 +9,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nexa_core.data.incremental import drop_names
 from nexa_core.common.layout import Layout
 from nexa_core.config import validate_config
+from nexa_core.data.incremental import drop_names
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.drops.partitions import RAW_DROPS
-from nexa_dagster.resources import S3StorageResource
 from nexa_dagster.defs.drops.sensors import drop_dataset_sensor, raw_drops_folder_sensor, raw_drops_s3_sensor
+from nexa_dagster.resources import S3StorageResource
 from tests.dagster_helpers import metadata, project_defs, run_job, tick_sensor
 from tests.test_storage_s3 import aws_env, moto, prefix  # noqa: F401 - the loopback S3 fixtures
 from tests.tiny import write_reviews_csv

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nexa_core.common.errors import NexaError
 from nexa_core.config import FilterConfig
 from nexa_core.distill import near_dup
 from nexa_core.distill.filters import DROP_REASONS, filter_pairs, is_degenerate
 from nexa_core.distill.inputs import input_id
 from nexa_core.distill.near_dup import jaccard, near_duplicate_mask, shingles
-from nexa_core.common.errors import NexaError
 
 ZERO = dict.fromkeys(DROP_REASONS, 0)
 

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from nexa_core.config import DataConfig
-from nexa_core.data import DataQuery
-from nexa_core.data import incremental
+from nexa_core.data import DataQuery, incremental
 from nexa_core.data.incremental import assign_split, build_version, ingest_drop
 
 CFG = DataConfig(path="unused", text_column="review", label_column="sentiment")

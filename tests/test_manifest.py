@@ -10,8 +10,8 @@ import pytest
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
-from nexa_core.release.manifest import RunManifest, read_manifest, schema, write_manifest
 from nexa_core.common.run_ids import new_run_id, validate_run_id
+from nexa_core.release.manifest import RunManifest, read_manifest, schema, write_manifest
 
 SHARED_SCHEMA = Path(__file__).resolve().parents[2] / "shared/schemas/run_manifest.schema.json"
 

@@ -7,10 +7,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from nexa_core.release import deploy
-from nexa_core.config import PromotionConfig, validate_config
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import PromotionConfig, validate_config
+from nexa_core.release import deploy
 from nexa_core.release.promotion import compare
 from nexa_dagster.defs.drops.sensors import drop_dataset_sensor, raw_drops_folder_sensor
 from tests.dagster_helpers import metadata, run_job, tick_sensor

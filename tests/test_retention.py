@@ -14,11 +14,26 @@ import pytest
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
-from nexa_core.retention import apply_plan, format_plan, parse_size, plan_cleanup
 from nexa_core.retention import apply as apply_mod
+from nexa_core.retention import apply_plan, format_plan, parse_size, plan_cleanup
 from tests.retention_builders import (
-    NOW, DAY, R1, R2, make_layout, set_age, add_checkpoint, settle_run, write_record, add_package,
-    add_release, write_deploys, add_manifest, snapshot, intact, standard_run, names,
+    DAY,
+    NOW,
+    R1,
+    R2,
+    add_checkpoint,
+    add_manifest,
+    add_package,
+    add_release,
+    intact,
+    make_layout,
+    names,
+    set_age,
+    settle_run,
+    snapshot,
+    standard_run,
+    write_deploys,
+    write_record,
 )
 
 

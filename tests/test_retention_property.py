@@ -12,8 +12,19 @@ import pytest
 
 from nexa_core.retention import apply_plan, plan_cleanup
 from tests.retention_builders import (
-    NOW, DAY, make_layout, set_age, add_checkpoint, settle_run, write_record, add_package,
-    add_release, write_deploys, add_manifest, snapshot, files_under,
+    DAY,
+    NOW,
+    add_checkpoint,
+    add_manifest,
+    add_package,
+    add_release,
+    files_under,
+    make_layout,
+    set_age,
+    settle_run,
+    snapshot,
+    write_deploys,
+    write_record,
 )
 
 

@@ -328,7 +328,7 @@ def test_transient_failures_are_botocores_to_retry(aws_env):
         try:
             raise slow
         except ClientError as exc:
-            raise S3UploadFailedError(f"Failed to upload: {exc}")
+            raise S3UploadFailedError(f"Failed to upload: {exc}") from exc
     except S3UploadFailedError as wrapped:
         assert store._attempts(wrapped) == 4
     assert store._attempts(_client_error("AccessDenied", 403)) == 1  # not retried by botocore

@@ -10,8 +10,7 @@ import time
 import pytest
 
 from nexa_core.config import TelemetryConfig
-from nexa_core.telemetry import TelemetrySampler, measure, summarize
-from nexa_core.telemetry import notice
+from nexa_core.telemetry import TelemetrySampler, measure, notice, summarize
 from nexa_core.telemetry.fake import FakeGPU, FakeNVML
 from nexa_core.telemetry.nvml import open_gpus
 from nexa_core.telemetry.summary import integrate_power_kwh, numeric_figures

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from nexa_core.data import dataset_for
-from nexa_core.training.steps import train_run
-from nexa_core.config import TelemetryConfig, validate_config
 from nexa_core.common.layout import Layout
+from nexa_core.config import TelemetryConfig, validate_config
+from nexa_core.data import dataset_for
 from nexa_core.telemetry import measure
+from nexa_core.training.steps import train_run
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nexa_core.data import dataset_for
-from nexa_core.training.steps import train_run
-from nexa_core.config import validate_config
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import validate_config
+from nexa_core.data import dataset_for
 from nexa_core.training.precision import precision_flags
+from nexa_core.training.steps import train_run
 from tests.conftest import tiny_recipe
 
 

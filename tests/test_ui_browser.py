@@ -45,7 +45,7 @@ def dagster_dev(recipe, tmp_path):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dagster dev did not start: {(tmp_path / 'dagster_dev.log').read_text()[-3000:]}")
+                    raise RuntimeError(f"dagster dev did not start: {(tmp_path / 'dagster_dev.log').read_text()[-3000:]}") from None
                 time.sleep(1)
         yield url, tmp_path
     finally:

@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from nexa_core.config import StorageConfig, load_config
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import StorageConfig, load_config
 from nexa_core.storage.settings import StorageSettings
 
 

@@ -24,7 +24,7 @@ class Layout:
     shared: Path  # shared between nodes: processed datasets
 
     @classmethod
-    def from_storage(cls, storage: StorageRoots) -> "Layout":
+    def from_storage(cls, storage: StorageRoots) -> Layout:
         return cls(*(Path(p).expanduser().resolve() for p in (storage.scratch, storage.durable, storage.shared)))
 
     @property

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from nexa_core.data.loading import SUPPORTED, detect_format
 from nexa_core.common.errors import NexaError
+from nexa_core.data.loading import SUPPORTED, detect_format
 from nexa_core.storage.settings import StorageSettings
 
 # Partition keys and file names: no path separators, no leading dot, nothing a shell or URL must escape.

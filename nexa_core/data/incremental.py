@@ -28,22 +28,23 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nexa_core.common.atomic import atomic_write_json, atomic_write_text
+from nexa_core.common.errors import NexaError
 from nexa_core.config import DataConfig
 from nexa_core.data.drops import validate_drop_name
 from nexa_core.data.loading import load_file, raw_row_count
 from nexa_core.data.prepare import LATEST, META, VERSION_CHARS, PreparedDataset
 from nexa_core.data.splitting import SPLITS
 from nexa_core.data.validation import DROP_REASONS, clean_rows, dedupe_key
-from nexa_core.common.errors import NexaError
 
 INDEX = "index.sqlite"
 _SCHEMA = """
@@ -82,7 +83,7 @@ def _text_hash(text: str) -> bytes:
 
 def assign_split(text: str, cfg: DataConfig, seed: int) -> str:
     """A row's split from a hash of its text and the seed alone: stable whatever else arrives."""
-    digest = hashlib.sha256(f"{seed}/split/{dedupe_key(text)}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}/split/{dedupe_key(text)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2.0 ** 64
     if u < cfg.test_fraction:
         return "test"
@@ -203,7 +204,7 @@ def build_version(cfg: DataConfig, datasets_dir: str | os.PathLike, root: str | 
         digest = hashlib.sha256(json.dumps({"parent": parent, "labels": new_labels}).encode("utf-8"))
         for d in new:
             if d["rows"]:
-                digest.update(f"{d['name']}:{d['row_hash']}\n".encode("utf-8"))
+                digest.update(f"{d['name']}:{d['row_hash']}\n".encode())
         version = digest.hexdigest()[:VERSION_CHARS]
         for d in new:
             for split, n in d["counts"].items():

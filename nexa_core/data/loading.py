@@ -17,14 +17,15 @@ import gzip
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pandas as pd
 
-from nexa_core.config import DataConfig
 from nexa_core.common.errors import NexaError
 from nexa_core.common.resolve import resolve_location
+from nexa_core.config import DataConfig
 
 # Format by the suffix before any compression suffix; `.json` is read as JSON lines (or one JSON array).
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,12 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nexa_core.common.atomic import atomic_write_json, atomic_write_text
+from nexa_core.common.errors import NexaError
 from nexa_core.config import DataConfig
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.data.loading import describe_source, load_raw, raw_row_count
 from nexa_core.data.splitting import SPLITS, split_dataset
 from nexa_core.data.validation import clean
-from nexa_core.common.errors import NexaError
 
 VERSION_CHARS = 16  # hex chars of the sha256 content hash kept as the version id
 LATEST = "LATEST"

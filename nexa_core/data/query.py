@@ -16,18 +16,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 
-from nexa_core.config import StorageConfig
-from nexa_core.data.prepare import LATEST, META
-from nexa_core.data.splitting import SPLITS
-from nexa_core.data.names import INPUTS_DIR, INPUTS_FILE, INPUTS_META, validate_name
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import StorageConfig
+from nexa_core.data.names import INPUTS_DIR, INPUTS_FILE, INPUTS_META, validate_name
+from nexa_core.data.prepare import LATEST, META
+from nexa_core.data.splitting import SPLITS
 
 # Versions are hex content hashes; checking this before any path join keeps `../x` or `/etc` out of the tree.
 _VERSION_RE = re.compile(r"^[0-9a-f]{1,64}$")

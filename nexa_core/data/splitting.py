@@ -12,8 +12,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from nexa_core.config import DataConfig
 from nexa_core.common.errors import NexaError
+from nexa_core.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
 

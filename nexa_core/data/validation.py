@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from nexa_core.config import DataConfig
 from nexa_core.common.errors import NexaError
+from nexa_core.config import DataConfig
 from nexa_core.data.loading import describe_source, undecodable_rows
 
 # Reasons in the order they are checked; a row is counted once, under the first reason that applies.

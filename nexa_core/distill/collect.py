@@ -13,8 +13,8 @@ import io
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nexa_core.common.atomic import atomic_write_bytes
-from nexa_core.distill.precision import labels_version, resolve_precision
 from nexa_core.common.errors import NexaError
+from nexa_core.distill.precision import labels_version, resolve_precision
 
 CHUNK_RE = re.compile(r"^chunk-(\d+)-([0-9a-f]{8})\.parquet$")
 

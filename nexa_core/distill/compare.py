@@ -9,7 +9,6 @@ import pandas as pd
 
 from nexa_core.common.atomic import atomic_write_json
 
-
 # Each role's precision setting: the teacher infers as it labelled its outputs, the student as it was trained.
 PRECISION_FIELDS = {"teacher": "distill.teacher_precision", "student": "training.precision"}
 
@@ -30,7 +29,7 @@ def measure_latency(model_dirs: dict[str, Path], texts: list[str], max_length: i
               for role, d in model_dirs.items()}
     single = {role: [] for role in models}
     with torch.inference_mode():
-        for role, (model, tokenizer, autocast) in models.items():
+        for model, tokenizer, autocast in models.values():
             predict_logits(model, tokenizer, texts[:8], batch_size, max_length, autocast)  # warm-up
         for text in texts[:64]:
             for role, (model, tokenizer, autocast) in models.items():

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nexa_core.common.errors import NexaError
 from nexa_core.config import FilterConfig
 from nexa_core.distill.near_dup import near_duplicate_mask, normalise
-from nexa_core.common.errors import NexaError
 
 DROP_REASONS = ("too_short", "too_long", "low_confidence", "gold_disagreement", "empty_generation",
                 "long_generation", "degenerate_generation", "duplicate", "near_duplicate")

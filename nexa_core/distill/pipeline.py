@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from nexa_core.training.steps import claim_run, train_run
 from nexa_core.common.atomic import atomic_write_json
-from nexa_core.config import NexaConfig
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.resolve import resolve_location
+from nexa_core.config import NexaConfig
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.distill.handoff import DistillationPairs, InputSet, Teacher, TeacherOutputs
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.storage.settings import StorageSettings
 from nexa_core.training.handoff import TrainedModel
+from nexa_core.training.steps import claim_run, train_run
 
 
 def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
@@ -68,8 +68,8 @@ def _materialize_pinned(location: str, layout: Layout) -> str:
 
 def inputs_dataset(layout: Layout, version: str, default):
     """The prepared dataset input set `version` is built from: `default` unless it is a drop input set."""
-    from nexa_core.data.prepare import load_prepared
     from nexa_core.data.names import DROP_INPUTS, validate_name
+    from nexa_core.data.prepare import load_prepared
 
     if not validate_name(version).startswith(DROP_INPUTS):
         return default

@@ -30,12 +30,11 @@ def sft_features(frame: pd.DataFrame, tokenizer, max_length: int):
 
 def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, out_dir: Path) -> dict:
     """Fine-tune the student on the pairs (10% held out for validation loss); saves `out_dir/final`."""
+    import yaml
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
     from nexa_core.training.device import deterministic_on_cpu, resolve_device
     from nexa_core.training.hf import NexaTrainer, training_arguments
-
-    import yaml
 
     frame = pd.read_parquet(pairs_path, columns=["text", "completion"])
     frame = frame.assign(text=[cfg.distill.prompt_template.format(text=t) for t in frame["text"]])

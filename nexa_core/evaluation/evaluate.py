@@ -12,10 +12,10 @@ import pandas as pd
 
 from nexa_core.common.atomic import atomic_write_json
 from nexa_core.common.errors import NexaError
-from nexa_core.training.models import label_names
-from nexa_core.config import NexaConfig
 from nexa_core.common.layout import Layout
+from nexa_core.config import NexaConfig
 from nexa_core.training.metrics import classification_metrics, softmax
+from nexa_core.training.models import label_names
 
 
 def predict_logits(model, tokenizer, texts: list[str], batch_size: int, max_length: int,

@@ -25,7 +25,7 @@ class EvaluationReport:
     def metrics_path(self) -> Optional[Path]:
         return Path(self.values["metrics_path"]) if self.values.get("metrics_path") else None
 
-    def with_promotion(self, decision: dict[str, Any]) -> "EvaluationReport":
+    def with_promotion(self, decision: dict[str, Any]) -> EvaluationReport:
         return replace(self, promotion=decision)
 
     def metadata(self) -> dict[str, Any]:

@@ -18,14 +18,14 @@ import fcntl
 import json
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
-from nexa_core.release.packaging import unpack_package, verify_unpacked
 from nexa_core.common.run_ids import RUN_ID_RE, validate_run_id
+from nexa_core.release.packaging import unpack_package, verify_unpacked
 
 CURRENT_NAME = "current_model"
 RELEASES_NAME = "releases"

@@ -168,7 +168,8 @@ def _parse_sums(data: bytes, where: str) -> dict[str, str]:
         digest, name = match.group(1).lower(), match.group(2)
         path = PurePosixPath(name)
         if path.is_absolute() or ".." in path.parts:
-            raise NexaError(f"{where}: {SUMS_NAME} line {lineno} lists {name!r}, which is not a path inside the package; rebuild the package")
+            raise NexaError(f"{where}: {SUMS_NAME} line {lineno} lists {name!r}, which is not a path inside the "
+                            "package; rebuild the package")
         name = path.as_posix()
         if name == SUMS_NAME or name in sums:
             raise NexaError(f"{where}: {SUMS_NAME} lists member {name!r} twice or lists itself; rebuild the package")

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Optional
 
 from nexa_core.common.atomic import atomic_write_json
-from nexa_core.config import NexaConfig, PromotionConfig
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import NexaConfig, PromotionConfig
 from nexa_core.data.names import is_drop_inputs
 
 PROMOTION_FILE = "promotion.json"
@@ -54,8 +54,8 @@ def champion_vs_challenger(cfg: NexaConfig, layout: Layout, dataset_dir: Path, c
     """Score the deployed champion on the challenger's test split, decide, and write `promotion.json` beside
     the challenger's run. Returns the decision with both run ids, the dataset version, the split size and
     `gated` (False: recorded for information, deployment does not wait on it)."""
-    from nexa_core.release import deploy
     from nexa_core.evaluation.evaluate import evaluate_model
+    from nexa_core.release import deploy
 
     champion_id = deploy.current_release(layout)
     out_dir = layout.run_dir(challenger_run_id)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from nexa_core.config import NexaConfig
 from nexa_core.common.errors import NexaError
-from nexa_core.release.gates import gate_failures
 from nexa_core.common.layout import Layout
+from nexa_core.config import NexaConfig
+from nexa_core.release.gates import gate_failures
 from nexa_core.release.manifest import RunManifest, now_iso, numeric_metrics, write_manifest
 from nexa_core.storage.settings import StorageSettings
 

@@ -6,12 +6,12 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-from nexa_core.release.deploy import _locked, current_release
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.release.deploy import _locked, current_release
 from nexa_core.retention import scan
 from nexa_core.retention.model import Candidate, Plan
 from nexa_core.retention.plan import plan_cleanup

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.retention import scan
 from nexa_core.retention.model import DURABLE_KINDS, KINDS, Candidate, Plan
-from nexa_core.retention.protect import (Guards, best_checkpoints, deploy_guards, latest_checkpoints,
-                                         manifest_guards, read_run_record)
+from nexa_core.retention.protect import (
+    Guards,
+    best_checkpoints,
+    deploy_guards,
+    latest_checkpoints,
+    manifest_guards,
+    read_run_record,
+)
 from nexa_core.retention.size import format_days, format_size
 
 DAY = 86400.0

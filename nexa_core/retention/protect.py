@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePath
 
-from nexa_core.release.deploy import _stack, current_release, history
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.release.deploy import _stack, current_release, history
 from nexa_core.retention.scan import CHECKPOINT_RE, read_json
 from nexa_core.training.record import RECORD  # light: nexa_core.training loads transformers lazily
+
 TRAINER_STATE = "trainer_state.json"
 
 

@@ -6,12 +6,13 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from nexa_core.release.deploy import releases_dir
 from nexa_core.common.layout import Layout
 from nexa_core.common.run_ids import RUN_ID_RE
+from nexa_core.release.deploy import releases_dir
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LEFTOVER_PREFIX = ".deleting-"

@@ -116,7 +116,7 @@ class S3Store(DurableStore):
         self.client = client
 
     @classmethod
-    def from_uri(cls, uri: str, *, field: str = "NEXA_S3_PREFIX", **kwargs) -> "S3Store":
+    def from_uri(cls, uri: str, *, field: str = "NEXA_S3_PREFIX", **kwargs) -> S3Store:
         """`S3Store.from_uri("s3://bucket/prefix")`; a bad URI is a one-line NexaError naming `field`."""
         bucket, prefix = parse_s3_uri(uri, field)
         return cls(bucket, prefix, **kwargs)

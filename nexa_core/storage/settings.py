@@ -60,13 +60,13 @@ class StorageSettings:
                             "(aws_access_key_id and aws_secret_access_key) or neither to use the standard chain")
 
     @classmethod
-    def from_env(cls) -> "StorageSettings":
+    def from_env(cls) -> StorageSettings:
         """NEXA_S3_PREFIX; endpoint from NEXA_S3_ENDPOINT_URL, else AWS_ENDPOINT_URL; AWS_REGION/AWS_DEFAULT_REGION.
         Credentials and AWS_PROFILE are left to boto3's standard chain."""
         return cls(prefix=_env("NEXA_S3_PREFIX"), endpoint_url=_env("NEXA_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
                    region=_env("AWS_REGION", "AWS_DEFAULT_REGION"))
 
-    def merged(self, **overrides: Any) -> "StorageSettings":
+    def merged(self, **overrides: Any) -> StorageSettings:
         """These settings with every override that is set (None and "" keep the current value)."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v not in (None, "")})
 
@@ -75,7 +75,7 @@ class StorageSettings:
         return {name: getattr(self, name) for name in _PUBLIC}
 
     @classmethod
-    def from_public(cls, data: dict | None) -> "StorageSettings | None":
+    def from_public(cls, data: dict | None) -> StorageSettings | None:
         return None if data is None else cls(**{k: data.get(k) for k in _PUBLIC if data.get(k) is not None})
 
 
@@ -108,7 +108,7 @@ def s3_client(settings: StorageSettings, *, request_attempts: int = 5, max_pool_
         raise NexaError(f"cannot set up an S3 client for {settings.prefix or 'S3'}: {exc}") from exc
 
 
-def open_durable(settings: StorageSettings, layout: "Layout", **kwargs: Any) -> "DurableStore":
+def open_durable(settings: StorageSettings, layout: Layout, **kwargs: Any) -> DurableStore:
     """The durable store: S3 under `settings.prefix` (kwargs go to S3Store), else the local mirror folder."""
     if settings.prefix is None:
         from nexa_core.storage.local import LocalStore

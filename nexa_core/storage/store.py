@@ -34,14 +34,20 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.hashing import sha256_file
-from nexa_core.storage.records import (COMPLETE_NAME, FILE_RECORD_SUFFIX, RECORD_FORMAT, _check_record, _now,
-                                      _scan_folder)
+from nexa_core.storage.records import (
+    COMPLETE_NAME,
+    FILE_RECORD_SUFFIX,
+    RECORD_FORMAT,
+    _check_record,
+    _now,
+    _scan_folder,
+)
 from nexa_core.storage.retry import ObjectMissing, Retrying, _Aborted, _Mismatch
 from nexa_core.storage.uri import validate_key
 
@@ -349,7 +355,7 @@ class DurableStore(Retrying, ABC):
         """True if a folder (`<key>/_NEXA_COMPLETE.json`) or file (`<key>.complete.json`) record exists."""
         key = validate_key(key)
         for record_key in (f"{key}/{COMPLETE_NAME}", key + FILE_RECORD_SUFFIX):
-            if self._retrying("checking", record_key, lambda: self._head(record_key)) is not None:
+            if self._retrying("checking", record_key, lambda k=record_key: self._head(k)) is not None:
                 return True
         return False
 

@@ -59,7 +59,7 @@ class FakeNVML:
         self._created = time.monotonic()
 
     @classmethod
-    def uniform(cls, count: int = 1, *, energy_counter: bool = True, **kwargs) -> "FakeNVML":
+    def uniform(cls, count: int = 1, *, energy_counter: bool = True, **kwargs) -> FakeNVML:
         """`count` identical GPUs at 50% and 300 W; the energy counter (if any) advances at 300 W in real time."""
         return cls([FakeGPU(uuid=f"GPU-fake-{i:04d}", energy_from_power=energy_counter) for i in range(count)], **kwargs)
 

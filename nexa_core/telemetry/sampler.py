@@ -12,8 +12,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nexa_core.telemetry.host import HostReader
 from nexa_core.telemetry.notice import say_once
@@ -46,7 +47,7 @@ class TelemetrySampler:
         self._host = HostReader()
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> "TelemetrySampler":
+    def start(self) -> TelemetrySampler:
         self.gpus, self.no_gpu_reason = open_gpus(self.nvml)
         if self.gpus is None:
             say_once(f"telemetry: no GPU ({self.no_gpu_reason}); reporting CPU and memory instead")
@@ -75,7 +76,7 @@ class TelemetrySampler:
         self.flush()
         return self.summary
 
-    def __enter__(self) -> "TelemetrySampler":
+    def __enter__(self) -> TelemetrySampler:
         return self.start()
 
     def __exit__(self, *exc) -> None:

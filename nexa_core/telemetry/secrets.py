@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # The runbook's NCCL defaults, OpenMP threads, tokenizer parallelism, and which GPUs CUDA may use.
 ALLOWED_PREFIXES = ("NCCL_", "OMP_", "TOKENIZERS_", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",

@@ -12,9 +12,10 @@ accepted): the series is written as soon as it appears, and the summary when the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nexa_core.common.atomic import atomic_write_json
 from nexa_core.config import TelemetryConfig
@@ -35,7 +36,7 @@ class Measurement:
     def _series(self, folder: Path | None) -> Path | None:
         return folder / f"{self.stage}.jsonl" if folder else None
 
-    def start(self) -> "Measurement":
+    def start(self) -> Measurement:
         if self.sampler:
             self.sampler.start()
         return self

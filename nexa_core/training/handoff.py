@@ -26,7 +26,7 @@ class TrainedModel:
         return self.final_dir.parent
 
     @classmethod
-    def from_result(cls, result, dataset: PreparedDataset) -> "TrainedModel":
+    def from_result(cls, result, dataset: PreparedDataset) -> TrainedModel:
         """From the trainer's `TrainResult` (nexa_core/training/run.py)."""
         return cls(run_id=result.run_id, final_dir=Path(result.final_dir), dataset=dataset,
                    train_metrics=dict(result.train_metrics), global_step=result.global_step,

@@ -85,7 +85,6 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_colum
     from nexa_core.training.device import training_device_args
 
     greater_is_better = cfg.best_metric != "loss"
-    cpu = device.type == "cpu"
     return NexaTrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=cfg.epochs,

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nexa_core.config import NexaConfig, validate_config
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import NexaConfig, validate_config
 
 
 def in_worker() -> bool:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from nexa_core.config import NexaConfig
 from nexa_core.common.layout import Layout
+from nexa_core.config import NexaConfig
 from nexa_core.storage.settings import StorageSettings
-from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split
 from nexa_core.training.launch import in_worker, is_main_process, launch
+from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.record import update_record, work_key
 
 log = logging.getLogger(__name__)

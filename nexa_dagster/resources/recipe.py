@@ -12,11 +12,20 @@ from pathlib import Path
 import dagster as dg
 from pydantic import create_model
 
-from nexa_core.config import (DataConfig, DistillConfig, EvaluationConfig, ModelConfig, NexaConfig, StorageConfig, TelemetryConfig,
-                              TrainingConfig,
-                              load_config, validate_config)
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.config import (
+    DataConfig,
+    DistillConfig,
+    EvaluationConfig,
+    ModelConfig,
+    NexaConfig,
+    StorageConfig,
+    TelemetryConfig,
+    TrainingConfig,
+    load_config,
+    validate_config,
+)
 from nexa_dagster.config_bridge import dagster_config_class
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig, validate_config
 from nexa_core.storage.settings import StorageSettings
 
+
 class GPUTrainerResource(dg.ConfigurableResource):
     """Where and how training and inference run; the recipe's `training` section says what is trained.
 

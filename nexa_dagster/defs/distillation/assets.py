@@ -16,8 +16,13 @@ from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
 from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import (GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource,
-                                    telemetry_metadata)
+from nexa_dagster.resources import (
+    GPUTrainerResource,
+    NexaRecipe,
+    NVMLTelemetryResource,
+    S3StorageResource,
+    telemetry_metadata,
+)
 
 GROUP = "distillation"
 

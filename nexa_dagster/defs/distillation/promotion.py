@@ -4,8 +4,8 @@ gated student that does not beat it. Drop-flow students are always gated (evalua
 
 import dagster as dg
 
-from nexa_dagster.metadata import numbers
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
+from nexa_dagster.metadata import numbers
 from nexa_dagster.resources import NexaRecipe
 
 

@@ -15,9 +15,9 @@ import json
 
 import dagster as dg
 
-from nexa_dagster.defs.drops.assets import drop_sources, raw_dataset
 from nexa_dagster.defs.distillation.jobs import distillation_pipeline
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
+from nexa_dagster.defs.drops.assets import drop_sources, raw_dataset
 from nexa_dagster.defs.drops.partitions import RAW_DROPS
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 

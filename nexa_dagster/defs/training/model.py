@@ -6,8 +6,13 @@ from nexa_core.data.dataset import PreparedDataset
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.training.steps import claim_run
 from nexa_dagster.metadata import image, to_metadata
-from nexa_dagster.resources import (GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource,
-                                    telemetry_metadata)
+from nexa_dagster.resources import (
+    GPUTrainerResource,
+    NexaRecipe,
+    NVMLTelemetryResource,
+    S3StorageResource,
+    telemetry_metadata,
+)
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, pool="gpu", description="Fine-tuned classifier.")
