@@ -23,7 +23,7 @@ from tests.test_telemetry_secrets import PLANTED, assert_clean
 
 @pytest.fixture(autouse=True)
 def _all_gpus_visible(monkeypatch):
-    # GPUTrainerResource(device="cpu") in other tests hides GPUs process-wide; the fake GPUs must be visible.
+    # A CUDA_VISIBLE_DEVICES set in the shell that runs the tests would hide some fake GPUs: start from none.
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 

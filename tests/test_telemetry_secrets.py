@@ -15,7 +15,7 @@ from nexa_core.telemetry.secrets import REDACTED, redact, safe_environment
 
 @pytest.fixture(autouse=True)
 def _all_gpus_visible(monkeypatch):
-    # GPUTrainerResource(device="cpu") in other tests hides GPUs process-wide; the fake GPUs must be visible.
+    # A CUDA_VISIBLE_DEVICES set in the shell that runs the tests would hide some fake GPUs: start from none.
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 PLANTED = {
