@@ -6,6 +6,7 @@ the manifest, and the champion/challenger decision (`promotion.json`) that `nexa
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from nexa_core.common.layout import Layout
 from nexa_core.config import load_config
@@ -25,13 +26,14 @@ def cmd_distill(args) -> None:
     wanted = STEPS if args.step == "all" else (args.step,)
     dataset = dataset_for(cfg, layout)
     teacher = dp.teacher_model(cfg, layout, dataset)
-    out: dict = {"teacher": teacher.metadata()}
+    # Each step's hand-off, field by field (the same values the assets pass on).
+    out: dict = {"teacher": asdict(teacher)}
     if "inputs" in wanted:
-        out["inputs"] = dp.teacher_inputs(cfg, layout, dataset, version).metadata()
+        out["inputs"] = asdict(dp.teacher_inputs(cfg, layout, dataset, version))
     if "outputs" in wanted:
-        out["outputs"] = dp.teacher_outputs(cfg, layout, teacher, version).metadata()
+        out["outputs"] = asdict(dp.teacher_outputs(cfg, layout, teacher, version))
     if "pairs" in wanted:
-        out["pairs"] = dp.distillation_pairs(cfg, layout, dp.labels_version(cfg, teacher), version).metadata()
+        out["pairs"] = asdict(dp.distillation_pairs(cfg, layout, dp.labels_version(cfg, teacher), version))
     if "student" in wanted:
         pairs = dp.stored_pairs(layout, dp.labels_version(cfg, teacher), version)
         student = dp.student_model(cfg, layout, teacher, pairs)
