@@ -66,12 +66,12 @@ def test_resumed_run_continues_the_ema_saved_in_the_checkpoint(tiny_model, tiny_
 
     from nexa_core.common.layout import Layout
     from nexa_core.config import validate_config
-    from nexa_core.data import prepare
+    from nexa_core.data import dataset_for
     from nexa_core.training.steps import train_run
 
     cfg = validate_config(tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=2, checkpoint={"every_steps": 5, "keep": 10}))
     layout = Layout.from_storage(cfg.storage)
-    dataset = prepare(cfg, layout)
+    dataset = dataset_for(cfg, layout)
     straight = train_run(cfg, dataset.path, RUN_ID, layout)
     log_path = Path(straight.log_path)
     straight_log = [json.loads(line) for line in log_path.read_text().splitlines()]
