@@ -1,15 +1,15 @@
 """One storage factory (`StorageSettings` -> `open_durable` / `s3_client`) serves every push, pull, archive and drop
-listing; the Dagster storage resource only supplies settings; uploads are verified by S3's own SHA256 checksum
+listing; the Dagster storage resource only supplies settings; uploads are verified by S3's own CRC32 checksum
 and a download that does not verify is fetched again, then refused. Against the loopback moto_server."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import subprocess
 import time
+import zlib
 
 import pytest
 
@@ -22,8 +22,8 @@ from tests.test_storage_s3 import BUCKET, MiB, admin_client, aws_env, moto, pref
 pytestmark = pytest.mark.slow
 
 
-def _b64_sha256(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+def _b64_crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 def _no_storage_env(monkeypatch) -> None:
@@ -98,7 +98,7 @@ def test_secrets_stay_out_of_repr_and_the_launch_spec(tmp_path, monkeypatch, rec
 # --------------------------------------------------------------------------------------------- integrity
 
 
-def test_upload_carries_a_server_verified_sha256_checksum(moto, prefix, aws_env, tmp_path):  # noqa: F811
+def test_upload_carries_a_server_verified_crc32_checksum(moto, prefix, aws_env, tmp_path):  # noqa: F811
     small, big = os.urandom(300_000), os.urandom(9 * MiB)  # one PUT; multipart (8 MiB parts)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "small.bin").write_bytes(small)
@@ -107,16 +107,16 @@ def test_upload_carries_a_server_verified_sha256_checksum(moto, prefix, aws_env,
     store.push(tmp_path / "src", "runs/r1")
     client = admin_client(moto)
     head = client.head_object(Bucket=BUCKET, Key=f"{prefix}/runs/r1/small.bin", ChecksumMode="ENABLED")
-    assert head["ChecksumSHA256"] == _b64_sha256(small)
+    assert head["ChecksumCRC32"] == _b64_crc32(small)
     head = client.head_object(Bucket=BUCKET, Key=f"{prefix}/runs/r1/big.bin", ChecksumMode="ENABLED")
-    composite = _b64_sha256(hashlib.sha256(big[:8 * MiB]).digest() + hashlib.sha256(big[8 * MiB:]).digest())
-    assert head["ChecksumSHA256"].partition("-")[0] == composite  # S3's multipart rule: digest of part digests
+    composite = _b64_crc32(zlib.crc32(big[:8 * MiB]).to_bytes(4, "big") + zlib.crc32(big[8 * MiB:]).to_bytes(4, "big"))
+    assert head["ChecksumCRC32"].partition("-")[0] == composite  # S3's multipart rule: checksum of part checksums
 
     # The skip check trusts the server's checksum, not our metadata echoed back: an object replaced with other
     # bytes of the same size, our sha256 metadata kept, is uploaded again.
     key = f"{prefix}/runs/r1/small.bin"
     meta = client.head_object(Bucket=BUCKET, Key=key)["Metadata"]
-    client.put_object(Bucket=BUCKET, Key=key, Body=os.urandom(300_000), Metadata=meta, ChecksumAlgorithm="SHA256")
+    client.put_object(Bucket=BUCKET, Key=key, Body=os.urandom(300_000), Metadata=meta, ChecksumAlgorithm="CRC32")
     assert store.push(tmp_path / "src", "runs/r1")["uploaded"] == ["small.bin"]
     assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == small
 

@@ -9,15 +9,16 @@
   not boto3's 8 MiB: with files already going in parallel, a mid-sized file is cheaper as one PUT (one
   request instead of create + parts + complete, and no server-side reassembly). In bench/s3_sync.py
   (48 shards of ~10 MB) that took the speed-up over file-by-file boto3 from ~1.2x to ~1.6x.
-- Integrity from S3's own checksums: every upload carries `ChecksumAlgorithm=SHA256`, so the server checks
-  each PUT (or part) against the digest the client sends and stores its own `ChecksumSHA256`. An upload
-  counts once `head_object(ChecksumMode="ENABLED")` reports the local size and that checksum: the full
-  object's digest for a single PUT; for a multipart upload the composite one (the SHA256 of the parts'
-  digests, "-<parts>"), which we recompute from the file with the same part size. Only an object without a
-  server checksum (uploaded by an older version, or a store without checksum support) falls back to the
-  sha256 we record as user metadata (`x-amz-meta-sha256`). The completion record (a plain put_object, last)
-  lists every file's sha256, and `pull` hashes the downloaded bytes against it, so an object replaced or
-  corrupted on the server is caught, fetched again (`retries` attempts), then refused.
+- Integrity from S3's own checksums: every upload carries `ChecksumAlgorithm=CRC32`, so S3 checks each PUT
+  (or part) against the CRC32 the client computed from the file as it read it, refuses a mismatch, and stores
+  its own `ChecksumCRC32`. An upload of ours counts once `head_object(ChecksumMode="ENABLED")` reports the
+  local size and a server checksum for it. An object already there (a resumed push) is skipped only if S3's
+  CRC32 equals this file's: the whole file's for one PUT, for a multipart upload the CRC32 of the parts' CRC32s
+  ("-<parts>"), with the part size s3transfer uses. CRC32, not SHA256: it is what boto3 sends by default, and
+  a SHA256 per part cost a second hashing pass on the client and on the server (bench/s3_sync.py). A file's
+  identity is the sha256 in the completion record, which `pull` checks. Only an object without a server
+  checksum (uploaded by an older version, or a store without checksum support) falls back to the sha256 we
+  record as user metadata (`x-amz-meta-sha256`).
 - Transient failures (SlowDown/throttling, 500/503, dropped or reset connections, timeouts) are retried
   by botocore alone (`retries={"total_max_attempts": request_attempts, "mode": "adaptive"}`: request_attempts
   tries per HTTP request, client-side rate limiting after throttling). After the last one the operation
@@ -27,8 +28,8 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
+import zlib
 from pathlib import Path
 
 from boto3.exceptions import Boto3Error
@@ -52,7 +53,7 @@ from nexa_core.storage.store import DurableStore, ObjectInfo
 from nexa_core.storage.uri import _bucket_problem, _key_problem, parse_s3_uri, validate_key
 
 MiB = 1024 * 1024
-_CHECKSUM = {"ChecksumAlgorithm": "SHA256"}
+_CHECKSUM = {"ChecksumAlgorithm": "CRC32"}
 # Failures botocore's standard/adaptive retry handles by itself: when one reaches us, every attempt was made.
 _TRANSIENT_ERRORS = (BotoConnectionError, HTTPClientError, RetriesExceededError)
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -84,6 +85,15 @@ def _is_missing(exc: ClientError) -> bool:
     return code in _MISSING_CODES or status == 404
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _b64_crc32(value: int) -> str:
+    return base64.b64encode(value.to_bytes(4, "big")).decode()
+
+
 class S3Store(DurableStore):
     """Objects under `s3://bucket/prefix/`; see the module docstring for credentials, concurrency, retries."""
 
@@ -111,8 +121,8 @@ class S3Store(DurableStore):
             client = s3_client(settings, request_attempts=self.request_attempts,
                                max_pool_connections=max(10, self.max_files * max_concurrency),
                                connect_timeout=connect_timeout, read_timeout=read_timeout)
-        self._digests: dict[tuple, str] = {}  # (path, size, mtime, part size) -> composite checksum
-        self._digests_lock = threading.Lock()
+        self._sent: dict[tuple[str, str], tuple[int, int]] = {}  # (key, path) -> (size, mtime) we uploaded
+        self._sent_lock = threading.Lock()
         self.client = client
 
     @classmethod
@@ -134,8 +144,11 @@ class S3Store(DurableStore):
         return f"s3://{self.bucket}/{obj}" if obj else f"s3://{self.bucket}"
 
     def _put_file(self, path: Path, key: str, sha256: str) -> None:
+        stamp = _stamp(path)
         self.client.upload_file(str(path), self.bucket, self._obj(key),
                                 ExtraArgs={"Metadata": {"sha256": sha256}, **_CHECKSUM}, Config=self.transfer_config)
+        with self._sent_lock:
+            self._sent[(key, str(path))] = stamp
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
@@ -145,34 +158,37 @@ class S3Store(DurableStore):
                 return None
             raise
         return ObjectInfo(int(resp["ContentLength"]), (resp.get("Metadata") or {}).get("sha256"),
-                          resp.get("ChecksumSHA256"))
+                          resp.get("ChecksumCRC32"), key=key)
 
     def _matches(self, info: ObjectInfo | None, path: Path, size: int, sha256: str) -> bool:
         if info is None or info.size != size:
             return False
         if not info.checksum:  # no server checksum: an older upload, or a store without checksum support
             return info.sha256 == sha256
-        digest = info.checksum.partition("-")[0]  # a multipart upload's composite ends "-<parts>" (not on moto)
-        if digest == base64.b64encode(bytes.fromhex(sha256)).decode():
-            return True  # a single PUT: the server's digest of the whole object
-        return size >= self.transfer_config.multipart_threshold and digest == self._composite(path, size)
+        with self._sent_lock:  # consumed here: it vouches for the check right after our upload, never later
+            sent = self._sent.pop((info.key, str(path)), None) if info.key is not None else None
+        if sent == _stamp(path):
+            return True  # we just uploaded this file and S3 checked every part against the CRC32 sent with it
+        # An object already there (resume): compare S3's CRC32 with this file's. A multipart upload's composite
+        # ends "-<parts>" on S3 (moto leaves it out).
+        return info.checksum.partition("-")[0] == self._crc32(path, size)
 
-    def _composite(self, path: Path, size: int) -> str:
-        """S3's checksum of a multipart upload of `path`: SHA256 over the parts' SHA256 digests (base64), with the
-        part size s3transfer uses for this file (our chunksize, raised only to stay within 10,000 parts)."""
-        part = ChunksizeAdjuster().adjust_chunksize(self.transfer_config.multipart_chunksize, size)
-        cache_key = (str(path), size, path.stat().st_mtime_ns, part)
-        with self._digests_lock:
-            if cache_key in self._digests:
-                return self._digests[cache_key]
-        outer = hashlib.sha256()
+    def _part_size(self, size: int) -> int:
+        # s3transfer's part size for this file: our chunksize, raised only to stay within 10,000 parts.
+        return ChunksizeAdjuster().adjust_chunksize(self.transfer_config.multipart_chunksize, size)
+
+    def _crc32(self, path: Path, size: int) -> str:
+        """The CRC32 S3 reports for `path` (base64): the whole file's for one PUT; for a multipart upload, the
+        CRC32 of the parts' CRC32s. Each byte is read once."""
+        multipart = size >= self.transfer_config.multipart_threshold
+        whole, parts = 0, []
         with open(path, "rb") as f:
-            while chunk := f.read(part):
-                outer.update(hashlib.sha256(chunk).digest())
-        digest = base64.b64encode(outer.digest()).decode()
-        with self._digests_lock:
-            self._digests[cache_key] = digest
-        return digest
+            while chunk := f.read(self._part_size(size)):
+                if multipart:
+                    parts.append(zlib.crc32(chunk).to_bytes(4, "big"))
+                else:
+                    whole = zlib.crc32(chunk, whole)
+        return _b64_crc32(zlib.crc32(b"".join(parts)) if multipart else whole)
 
     def _get_file(self, key: str, dest: Path) -> None:
         try:

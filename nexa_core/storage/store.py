@@ -14,7 +14,7 @@ re-run the sync"), download into a temporary sibling of the target, check every 
 against the record, and only then rename into place, so a failed or corrupt pull leaves nothing behind.
 
 Push is resumable: a file whose stored object already has the same size and content digest (as the store
-reports it: S3's own SHA256 checksum, or the stored bytes for `LocalStore`) is skipped, so an interrupted push
+reports it: S3's own CRC32 checksum, or the stored bytes for `LocalStore`) is skipped, so an interrupted push
 re-uploads only what is missing or different. Each upload is verified (stored size and digest) before
 the record is written, and uploaded again if it does not verify (`retries` attempts in all); a download that
 does not match its record is fetched again the same way before it is refused. A previous record for the key
@@ -40,14 +40,7 @@ from pathlib import Path
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.hashing import sha256_file
-from nexa_core.storage.records import (
-    COMPLETE_NAME,
-    FILE_RECORD_SUFFIX,
-    RECORD_FORMAT,
-    _check_record,
-    _now,
-    _scan_folder,
-)
+from nexa_core.storage.records import COMPLETE_NAME, FILE_RECORD_SUFFIX, RECORD_FORMAT, _check_record, _now, _scan_folder
 from nexa_core.storage.retry import ObjectMissing, Retrying, _Aborted, _Mismatch
 from nexa_core.storage.uri import validate_key
 
@@ -59,11 +52,12 @@ _TMP_SUFFIX = ".nexa-tmp"
 @dataclass(frozen=True)
 class ObjectInfo:
     """A stored object as the store reports it: its size, the sha256 (hex) recorded with it (None: unknown) and,
-    on S3, the checksum the server computed itself (`ChecksumSHA256`, base64; None: the object has none)."""
+    on S3, the checksum the server computed itself (`ChecksumCRC32`, base64; None: the object has none)."""
 
     size: int
     sha256: str | None
     checksum: str | None = None
+    key: str | None = None  # the store key it was read from (S3: to recognise an upload we just made)
 
 
 class DurableStore(Retrying, ABC):
@@ -147,10 +141,12 @@ class DurableStore(Retrying, ABC):
             raise NexaError(f"{path} changed while it was uploaded to {self.describe(key)}; "
                             "wait until it is completely written and re-run the sync")
 
-    @staticmethod
-    def _hash_stable(path: Path) -> tuple[int, str, os.stat_result]:
+    def _file_sha256(self, path: Path) -> str:  # S3Store also takes S3's composite checksum in this one read
+        return sha256_file(path)
+
+    def _hash_stable(self, path: Path) -> tuple[int, str, os.stat_result]:
         before = path.stat()
-        sha = sha256_file(path)
+        sha = self._file_sha256(path)
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise NexaError(f"{path} changed while it was hashed; wait until it is completely written and re-run the sync")
