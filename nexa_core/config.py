@@ -19,7 +19,8 @@ DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # training.device; nexa_cor
 
 class _Section(BaseModel):
     # Unknown keys are errors: a typo such as `lrr` must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf/nan are never meant (`training.epochs=.inf` would pass `gt=0`, then overflow inside the trainer).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DropsConfig(_Section):
@@ -115,7 +116,7 @@ class TrainingConfig(_Section):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        if not DEVICE_RE.match(value):
+        if not DEVICE_RE.fullmatch(value):
             raise ValueError("use auto, cpu, cuda or cuda:N (N = a GPU index, e.g. cuda:1)")
         return value
 
@@ -151,6 +152,9 @@ class EvaluationConfig(_Section):
         unknown = set(value) - {"accuracy", "macro_f1", "agreement"}
         if unknown:
             raise ValueError(f"unknown metric(s) {sorted(unknown)}; use accuracy, macro_f1 or agreement (causal LM)")
+        impossible = {k: v for k, v in value.items() if not 0 <= v <= 1}
+        if impossible:  # every gated metric is a fraction: a minimum above 1 could never pass
+            raise ValueError(f"{impossible} out of range; each minimum is a fraction between 0 and 1")
         return value
 
 
@@ -227,7 +231,7 @@ class NexaConfig(_Section):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not RUN_NAME_RE.match(value):
+        if not RUN_NAME_RE.fullmatch(value):
             raise ValueError("use letters, digits and '-' only (no '_', '/', '.'), at most 64 characters")
         return value
 
@@ -266,8 +270,30 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise NexaError(f"--override {key}: {part} is a value, not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        try:
+            node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise NexaError(f"--override {item!r}: {text!r} is not a valid YAML value; fix it or quote it, e.g. "
+                            f"{key.strip()}='[1, 2]'") from None
     return out
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (plain YAML silently keeps the last one)."""
+
+
+def _unique_mapping(loader: _RecipeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice (keep one)",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_RecipeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
@@ -275,10 +301,14 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise NexaError(f"--config {p}: file not found; pass a YAML recipe such as configs/default.yaml")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_RecipeLoader) or {}
+    except UnicodeDecodeError as err:
+        raise NexaError(f"--config {p}: not UTF-8 text (byte {err.start}); save the recipe as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
+        if isinstance(err, yaml.constructor.ConstructorError) and "given twice" in str(err.problem):
+            raise NexaError(f"--config {p}:{where}: {err.problem}") from None
         raise NexaError(f"--config {p}:{where} is not valid YAML; fix the syntax") from None
     if not isinstance(raw, dict):
         raise NexaError(f"--config {p}: top level must be a mapping of sections (data, model, training, ...)")

@@ -96,9 +96,12 @@ def cmd_deploy(args) -> None:
 
     layout = _layout(args)
     if args.rollback:
+        if args.run_id is not None:
+            raise NexaError(f"--rollback takes no run id (got {args.run_id!r}); "
+                            "roll back with `nexa deploy --rollback`, or deploy a run with `nexa deploy <run_id>`")
         run_id = deploy.rollback(layout)
         print(f"rolled back: {deploy.current_model_path(layout)} -> {run_id}")
-    elif args.run_id:
+    elif args.run_id is not None:  # an empty id is refused by the run-id check, not taken as "show"
         path = steps().deploy_run(layout, args.run_id, force=args.force)
         print(f"deployed {args.run_id}: {path}")
     else:

@@ -17,7 +17,7 @@ def new_run_id(name: str, now: datetime | None = None) -> str:
 
 def validate_run_id(run_id: str) -> str:
     # The regex forbids separators and dots, so `..` and absolute paths can never get through.
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
         raise NexaError(
             f"run id {run_id!r} is invalid: expected <name>_<YYYYMMDD>_<HHMMSS> with a name of letters, "
             "digits and '-' (e.g. nexa_20260101_120000)"

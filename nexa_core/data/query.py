@@ -52,7 +52,7 @@ class DataQuery:
         found = []
         for child in self.root.iterdir():
             meta = child / META
-            if _VERSION_RE.match(child.name) and meta.is_file():
+            if _VERSION_RE.fullmatch(child.name) and meta.is_file():
                 found.append((str(self._read_meta(meta).get("created_at", "")), child.name))
         return [name for _, name in sorted(found)]
 
@@ -63,7 +63,7 @@ class DataQuery:
         version = version.strip().lower()
         if version == "latest":
             return self._latest()
-        if not _VERSION_RE.match(version):
+        if not _VERSION_RE.fullmatch(version):
             raise NexaError(f"version: {version!r} is not a dataset version (hex id); available: {self._available()}")
         if (self.root / version / META).is_file():
             return version
@@ -198,7 +198,7 @@ class DataQuery:
         if not pointer.is_file():
             raise NexaError(f"no prepared dataset under {self.root} (no {LATEST} file); run the data preparation first")
         version = pointer.read_text(encoding="utf-8").strip()
-        if not _VERSION_RE.match(version) or not (self.root / version / META).is_file():
+        if not _VERSION_RE.fullmatch(version) or not (self.root / version / META).is_file():
             raise NexaError(
                 f"{pointer} names {version!r}, which is not a stored version; available: {self._available()}; "
                 "prepare the data again"

@@ -151,7 +151,7 @@ def current_release(layout: Layout) -> str | None:
         return None
     target = os.readlink(link)
     parts = PurePosixPath(target).parts
-    if len(parts) != 3 or parts[0] != RELEASES_NAME or parts[2] != "model" or not RUN_ID_RE.match(parts[1]):
+    if len(parts) != 3 or parts[0] != RELEASES_NAME or parts[2] != "model" or not RUN_ID_RE.fullmatch(parts[1]):
         raise NexaError(
             f"{link} points at {target!r}, not at {RELEASES_NAME}/<run_id>/model; deploy again with `nexa deploy <run_id>`"
         )

@@ -52,6 +52,9 @@ def run_thresholds(layout: Layout, run_id: str) -> dict[str, float]:
 
 def check_gates(layout: Layout, run_id: str) -> list[str]:
     """Gate failures for a finished run, from its own config snapshot and metrics.json."""
+    if not layout.run_dir(run_id).is_dir():
+        raise NexaError(f"no run {run_id} under {layout.runs_dir}; check the id, or restore a mirrored run with "
+                        f"`nexa pull {run_id}`")
     metrics_path = layout.run_dir(run_id) / "metrics.json"
     if not metrics_path.is_file():
         raise NexaError(f"run {run_id} has no metrics.json at {metrics_path}; evaluate it first (`nexa train`)")

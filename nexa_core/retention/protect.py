@@ -65,7 +65,7 @@ def best_checkpoints(run_id: str, record: dict, ckpt_dir: Path, ckpts: list[tupl
     found: dict[str, list[str]] = {}
 
     def note(value: object, reason: str) -> None:
-        if isinstance(value, str) and CHECKPOINT_RE.match(PurePath(value).name):
+        if isinstance(value, str) and CHECKPOINT_RE.fullmatch(PurePath(value).name):
             found.setdefault(PurePath(value).name, []).append(reason)
             here = os.path.realpath(ckpt_dir)
             if PurePath(value).is_absolute() and os.path.realpath(Path(value).parent) != here:

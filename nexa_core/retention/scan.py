@@ -55,14 +55,14 @@ def _real_dirs(parent: Path) -> Iterator[Path]:
 
 
 def scratch_runs(layout: Layout) -> list[tuple[str, Path]]:
-    return [(p.name, p) for p in _real_dirs(layout.scratch / "runs") if RUN_ID_RE.match(p.name)]
+    return [(p.name, p) for p in _real_dirs(layout.scratch / "runs") if RUN_ID_RE.fullmatch(p.name)]
 
 
 def checkpoints(run_scratch: Path) -> list[tuple[int, Path]]:
     """`checkpoint-<step>` folders, oldest step first. HF's in-progress `tmp-checkpoint-*` is never listed."""
     found = []
     for p in _real_dirs(run_scratch / "checkpoints"):
-        match = CHECKPOINT_RE.match(p.name)
+        match = CHECKPOINT_RE.fullmatch(p.name)
         if match:
             found.append((int(match.group(1)), p))
     return sorted(found)
@@ -76,13 +76,13 @@ def packages(layout: Layout) -> list[tuple[str, Path]]:
         return []
     for p in children:
         run_id = p.name[: -len(PACKAGE_SUFFIX)] if p.name.endswith(PACKAGE_SUFFIX) else ""
-        if RUN_ID_RE.match(run_id) and p.is_file() and not p.is_symlink():
+        if RUN_ID_RE.fullmatch(run_id) and p.is_file() and not p.is_symlink():
             found.append((run_id, p))
     return found
 
 
 def releases(layout: Layout) -> list[tuple[str, Path]]:
-    return [(p.name, p) for p in _real_dirs(releases_dir(layout)) if RUN_ID_RE.match(p.name)]
+    return [(p.name, p) for p in _real_dirs(releases_dir(layout)) if RUN_ID_RE.fullmatch(p.name)]
 
 
 def leftovers(layout: Layout) -> list[Path]:

@@ -24,7 +24,7 @@ def parse_size(text: str) -> int:
     raw = str(text).strip()
     if raw.startswith("-"):
         raise NexaError(f"--prune-size {raw!r}: only 'larger than' sizes are supported, not '-SIZE'; {EXAMPLE}")
-    match = _SIZE_RE.match(raw)
+    match = _SIZE_RE.fullmatch(raw)
     if not match:
         raise NexaError(f"--prune-size {raw!r} is not a size; {EXAMPLE}")
     number, unit = match.groups()

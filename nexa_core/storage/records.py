@@ -57,7 +57,7 @@ def _check_record(record: Any, where: str, kind: str) -> dict:
         if kind == "folder" and (not isinstance(rel, str) or _key_problem(rel) or rel == COMPLETE_NAME):
             raise bad(f"unsafe file name {rel!r}")
         if not isinstance(meta, dict) or not isinstance(meta.get("size"), int) or meta["size"] < 0 \
-                or not isinstance(meta.get("sha256"), str) or not _SHA_RE.match(meta["sha256"]):
+                or not isinstance(meta.get("sha256"), str) or not _SHA_RE.fullmatch(meta["sha256"]):
             raise bad(f"bad size/sha256 for {rel or record.get('key')!r}")
     if kind == "folder":
         folders = {rel.rsplit("/", i)[0] for rel in entries for i in range(1, rel.count("/") + 1)}

@@ -17,12 +17,12 @@ def _bucket_problem(bucket: str) -> str | None:
         return "the bucket name is empty"
     if not 3 <= len(bucket) <= 63:
         return f"bucket name {bucket!r} must be 3-63 characters"
-    if not _BUCKET_RE.match(bucket):
+    if not _BUCKET_RE.fullmatch(bucket):
         return (f"bucket name {bucket!r} may hold only lowercase letters, digits, dots and hyphens, "
                 "and must start and end with a letter or digit")
     if ".." in bucket or ".-" in bucket or "-." in bucket:
         return f"bucket name {bucket!r} has adjacent dots or a dot next to a hyphen"
-    if _IPV4_RE.match(bucket):
+    if _IPV4_RE.fullmatch(bucket):
         return f"bucket name {bucket!r} looks like an IP address"
     return None
 

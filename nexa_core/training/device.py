@@ -25,7 +25,7 @@ def resolve_device(setting=None, field: str = FIELD):
     import torch
 
     setting = str(setting) if setting is not None else "auto"
-    if not DEVICE_RE.match(setting):
+    if not DEVICE_RE.fullmatch(setting):
         raise NexaError(f"{field}={setting!r}: not a device; use auto, cpu, cuda or cuda:N")
     if setting == "cpu":
         return torch.device("cpu")
