@@ -64,3 +64,47 @@ def test_deploy_arguments_that_contradict_each_other_are_refused(tmp_path, monke
     assert "run id '' is invalid" in _refused("deploy", "", cwd_root=tmp_path)
     assert "--rollback takes no run id" in _refused("deploy", "tiny_20260101_000000", "--rollback", cwd_root=tmp_path)
     assert "no run tiny_20260101_000000 under" in _refused("deploy", "tiny_20260101_000000", cwd_root=tmp_path)
+
+
+def test_a_truncated_safetensors_file_is_one_line(recipe, tiny_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    recipe["model"]["name_or_path"] = str(broken)
+    config = str(write_recipe(recipe, tmp_path / "r.yaml"))
+    proc = nexa("train", "--config", config, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert "model.name_or_path: cannot load" in line and "complete model folder" in line
+    assert not (tmp_path / "durable" / "runs").exists()  # refused before a run folder was made
+    proc = nexa("evaluate", "--config", config, "--checkpoint", str(broken), check=False)
+    assert proc.returncode == 2 and "cannot load the model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("[" * 100_000, "nested too deeply to be records"),
+    ('{"review": "fine", "sentiment": ' + "[" * 100_000 + "\n", "line 1 is nested too deeply"),
+])
+def test_json_nested_deeper_than_the_parser_goes_is_one_line(recipe, tmp_path, content, expected):
+    data = tmp_path / ("deep.json" if content.startswith("[") else "deep.jsonl")
+    data.write_text(content)
+    recipe["data"]["path"] = str(data)
+    config = str(write_recipe(recipe, tmp_path / "r.yaml"))
+    line = _refused("prepare", "--config", config, cwd_root=tmp_path)
+    assert f"data.path: {data}" in line and expected in line
+
+
+def test_a_package_path_into_a_missing_dotted_package_is_one_line(recipe, tmp_path):
+    recipe["data"]["path"] = "package://nosuch.pkg/data.csv"
+    config = str(write_recipe(recipe, tmp_path / "r.yaml"))
+    assert "package 'nosuch.pkg' is not installed" in _refused("prepare", "--config", config, cwd_root=tmp_path)
+
+
+def test_a_negative_prune_size_is_explained(tmp_path, monkeypatch):
+    for name in ("SCRATCH", "DURABLE", "SHARED"):
+        monkeypatch.setenv(f"NEXA_{name}", str(tmp_path / name.lower()))
+    line = _refused("cleanup", "--days", "1", "--prune-size", "-2G", cwd_root=tmp_path)
+    assert "only 'larger than' sizes are supported" in line

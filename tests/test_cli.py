@@ -74,6 +74,6 @@ def test_package_and_deploy_refuse_bad_run_ids(recipe, tmp_path):
         proc = nexa("package", bad, "--config", config, check=False)
         assert proc.returncode == 2 and "run id" in proc.stderr
     proc = nexa("deploy", "tiny_20260101_000000", "--config", config, check=False)
-    assert proc.returncode == 2 and "metrics.json" in proc.stderr
+    assert proc.returncode == 2 and "no run tiny_20260101_000000 under" in proc.stderr  # not "evaluate it first"
     proc = nexa("deploy", "--rollback", "--config", config, check=False)
     assert proc.returncode == 2

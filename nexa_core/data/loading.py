@@ -217,6 +217,9 @@ def _parse_json_lines(path: Path, text: str) -> list[dict]:
             records = json.loads(text)
         except json.JSONDecodeError as err:
             raise NexaError(f"data.path: {path} is not valid JSON at line {err.lineno} ({err.msg})") from None
+        except RecursionError:  # the json module recurses once per nesting level
+            raise NexaError(f"data.path: {path} is nested too deeply to be records; each record must be a flat "
+                            "{...} object") from None
         numbered = list(enumerate(records, 1))
         unit = "item"
     else:
@@ -231,6 +234,9 @@ def _parse_json_lines(path: Path, text: str) -> list[dict]:
                     f"data.path: {path} line {lineno} is not valid JSON ({err.msg}, column {err.colno}); "
                     "each line must be one JSON object"
                 ) from None
+            except RecursionError:
+                raise NexaError(f"data.path: {path} line {lineno} is nested too deeply to be a record; each line "
+                                "must be one flat JSON object") from None
         unit = "line"
     for number, record in numbered:
         if not isinstance(record, dict):

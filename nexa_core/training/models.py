@@ -8,6 +8,14 @@ from nexa_core.common.errors import NexaError
 from nexa_core.common.resolve import resolve_location
 
 
+def load_errors() -> tuple[type[Exception], ...]:
+    """What loading a model folder raises for a missing, foreign or damaged file (a truncated safetensors file
+    raises safetensors' own error, not OSError)."""
+    from safetensors import SafetensorError
+
+    return OSError, ValueError, SafetensorError
+
+
 def load_tokenizer(location: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
@@ -39,8 +47,9 @@ def load_classifier(location: str, label_names: list[str], revision: str | None 
             label2id={name: i for i, name in enumerate(label_names)},
             ignore_mismatched_sizes=True,
         )
-    except (OSError, ValueError) as err:
-        raise NexaError(f"model.name_or_path: cannot load {location!r} ({_first_line(err)})") from None
+    except load_errors() as err:
+        raise NexaError(f"model.name_or_path: cannot load {location!r} ({_first_line(err)}); point it at a complete "
+                        "model folder or a hub id") from None
 
 
 def _looks_local(location: str) -> bool:
