@@ -28,19 +28,17 @@ def write_reviews_csv(path: Path, rows: int = 240, seed: int = 0) -> Path:
 
 
 def make_tiny_bert(path: Path, hidden: int = 32, layers: int = 2) -> Path:
-    """A randomly initialised BERT with a WordPiece tokenizer trained on the tiny vocabulary."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A randomly initialised BERT (seeded) with a WordPiece tokenizer over the tiny vocabulary."""
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    corpus = [" ".join(POSITIVE + NEGATIVE + FILLER)] + [str(i) for i in range(1000)]
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
-    vocab = tok.get_vocab()
+    # The vocabulary is listed, not trained: tokenizers' WordPiece trainer breaks frequency ties in a different
+    # order in every process, which gave each test session a different model (and flaky outcomes).
+    words = sorted(set(POSITIVE + NEGATIVE + FILLER))
+    chars = sorted(set("".join(words)) | set("0123456789"))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *words]
+    vocab = {token: i for i, token in enumerate(tokens)}
     tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
     tokenizer.save_pretrained(path)
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
