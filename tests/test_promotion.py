@@ -76,7 +76,8 @@ def test_a_drop_flows_to_a_student_deployed_only_when_it_beats_the_champion(reci
     recipe["evaluation"]["promotion"] = {"metric": "accuracy", "min_improvement": 0.0}
     layout = Layout.from_storage(validate_config(recipe).storage)
     flow = Flow(recipe, tmp_path)
-    weak = {"max_steps": 1, "optimizer": {"lr": 1e-6}}  # one tiny step: about chance accuracy
+    # One huge step wrecks what the student took over from the teacher: about chance accuracy.
+    weak = {"max_steps": 1, "optimizer": {"lr": 1.0}, "schedule": {"name": "constant", "warmup_ratio": 0.0}}
 
     # 0. The teacher, fine-tuned once on the base data and pinned: students train differently, it stays put.
     trained = run_job("teacher", recipe, instance=flow.instance, selection=["training_dataset", "teacher_model"])
