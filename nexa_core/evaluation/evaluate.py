@@ -52,7 +52,7 @@ def load_for_inference(model_dir: str | Path, device, precision: str, field: str
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from nexa_core.training.device import inference_autocast, resolve_device
-    from nexa_core.training.models import load_errors
+    from nexa_core.training.models import first_line, load_errors
 
     device = resolve_device(device)
     autocast, _ = inference_autocast(device, precision, field)
@@ -60,8 +60,7 @@ def load_for_inference(model_dir: str | Path, device, precision: str, field: str
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except load_errors() as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NexaError(f"--checkpoint {model_dir}: cannot load the model ({first}); pass a complete model folder "
+        raise NexaError(f"--checkpoint {model_dir}: cannot load the model ({first_line(err)}); pass a complete model folder "
                         "(a run's final/ or a checkpoint-N folder)") from None
     return model, tokenizer, autocast
 

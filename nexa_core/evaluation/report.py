@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,7 +15,6 @@ class EvaluationReport:
     values: dict[str, Any]  # metrics.json as written: scores, per_class, num_examples, dataset_version, paths
     comparison: Optional[dict[str, Any]] = None  # students: teacher vs student (quality, agreement, speed, size)
     promotion: Optional[dict[str, Any]] = None  # champion/challenger decision, when one was made
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scores(self) -> dict[str, float]:

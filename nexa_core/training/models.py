@@ -23,7 +23,7 @@ def load_tokenizer(location: str, revision: str | None = None):
     try:
         return AutoTokenizer.from_pretrained(path, revision=revision)
     except (OSError, ValueError) as err:
-        raise NexaError(f"model.name_or_path: cannot load a tokenizer from {location!r} ({_first_line(err)})") from None
+        raise NexaError(f"model.name_or_path: cannot load a tokenizer from {location!r} ({first_line(err)})") from None
 
 
 def label_names(config) -> list[str]:
@@ -48,7 +48,7 @@ def load_classifier(location: str, label_names: list[str], revision: str | None 
             ignore_mismatched_sizes=True,
         )
     except load_errors() as err:
-        raise NexaError(f"model.name_or_path: cannot load {location!r} ({_first_line(err)}); point it at a complete "
+        raise NexaError(f"model.name_or_path: cannot load {location!r} ({first_line(err)}); point it at a complete "
                         "model folder or a hub id") from None
 
 
@@ -56,5 +56,6 @@ def _looks_local(location: str) -> bool:
     return location.startswith(("/", ".", "~", "package://"))
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
+    """The first line of an error's message (library errors can span many), or its type's name."""
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
