@@ -48,6 +48,38 @@ def test_the_project_pool_serialises_gpu_steps_across_runs(tmp_path):
     assert second[0] < first[1], f"expected overlap with 2 slots: {first} {second}"
 
 
+def _claim(home: str, run_id: str, barrier, results) -> None:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        barrier.wait()  # every process asks for the slot at the same moment
+        results.put(instance.event_log_storage.claim_concurrency_slot("gpu", run_id, "step").is_claimed)
+
+
+def test_processes_asking_together_get_one_gpu_slot(tmp_path):
+    """The embedded instance's own guard (nexa_dagster/instance.py): six processes claim the one `gpu` slot at
+    once, ten times over; exactly one gets it each time. Dagster's stock SQLite storage let up to five of six
+    through in the same loop, which is how two CI runs once trained at the same time."""
+    import multiprocessing
+
+    import dagster as dg
+
+    ctx = multiprocessing.get_context("fork")  # children open their own instance after the fork
+    for round_ in range(10):
+        home = tmp_path / f"round{round_}"
+        instance_home(home, ROOT / "dagster.yaml")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert instance.event_log_storage.initialize_concurrency_limit_to_default("gpu")
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_claim, args=(str(home), f"run{i}", barrier, results)) for i in range(6)]
+        for proc in procs:
+            proc.start()
+        claimed = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        assert sum(claimed) == 1, f"round {round_}: {sum(claimed)} of 6 processes hold the one gpu slot"
+
+
 def test_training_and_teacher_steps_are_in_the_gpu_pool():
     pools = {key.path[-1]: node.pool for key, node in
              ((k, defs.resolve_assets_def(k).get_op_def_for_asset_key(k)) for k in defs.resolve_all_asset_keys())}
