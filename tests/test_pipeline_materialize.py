@@ -62,24 +62,45 @@ def test_a_model_below_its_thresholds_is_not_packaged_or_deployed(recipe, tmp_pa
     assert not (tmp_path / "durable" / "deploy" / "current_model").exists()
 
 
-def test_rematerializing_after_a_crash_resumes_the_same_run(recipe, monkeypatch):
+def _stop_at_step_12(monkeypatch, error: BaseException) -> None:
     from nexa_core.training.hf import NexaTrainer
 
     original = NexaTrainer.training_step
 
-    def crash_at_step_12(self, *args, **kwargs):
+    def stop(self, *args, **kwargs):
         if self.state.global_step == 12:
-            raise RuntimeError("node lost")
+            raise error
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(NexaTrainer, "training_step", crash_at_step_12)
+    monkeypatch.setattr(NexaTrainer, "training_step", stop)
+
+
+def test_rematerializing_after_an_interruption_resumes_the_same_run(recipe, monkeypatch):
+    # What terminating the run from the UI raises in the step; a kill leaves the run the same way.
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    _stop_at_step_12(monkeypatch, DagsterExecutionInterruptedError())
     instance = dg.DagsterInstance.ephemeral()
-    crashed = _materialize(recipe, instance=instance)
-    assert not crashed.success
-    monkeypatch.setattr(NexaTrainer, "training_step", original)
+    assert not _materialize(recipe, instance=instance).success
+    monkeypatch.undo()
 
     resumed = _materialize(recipe, instance=instance)
     model = _meta(resumed, "trained_model")
     assert model["resumed_from"].endswith("checkpoint-10")
     runs = Path(recipe["storage"]["durable"]) / "runs"
     assert sorted(p.name for p in runs.iterdir() if p.name != "manifests") == [model["run_id"]]  # no second run
+
+
+def test_a_run_that_failed_is_recorded_failed_and_the_next_materialization_starts_anew(recipe, monkeypatch):
+    _stop_at_step_12(monkeypatch, RuntimeError("CUDA error: an illegal memory access was encountered"))
+    instance = dg.DagsterInstance.ephemeral()
+    assert not _materialize(recipe, instance=instance).success
+    monkeypatch.undo()
+    runs = Path(recipe["storage"]["durable"]) / "runs"
+    [failed] = [p for p in runs.iterdir() if p.name != "manifests"]
+    record = json.loads((failed / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert record["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+
+    model = _meta(_materialize(recipe, instance=instance), "trained_model")
+    assert model["run_id"] != failed.name and model["resumed_from"] == "None"

@@ -39,16 +39,16 @@ def cmd_train(args) -> None:
     layout = Layout.from_storage(cfg.storage)
     storage = StorageSettings.from_env()  # before any work: a bad NEXA_S3_PREFIX is refused up front
     dataset = prepare(cfg, layout)
-    run_id, resuming = claim_run(cfg, dataset.version, layout, args.run_id)
     from nexa_core.data.validation import format_drops
-
-    print(f"{'resuming' if resuming else 'starting'} run {run_id} on dataset {dataset.version} "
-          f"(rows dropped: {format_drops(dataset.drop_counts)})", flush=True)
     from nexa_core.telemetry import measure
 
-    telemetry_dir = layout.run_dir(run_id) / "telemetry"
-    with measure(cfg.telemetry, telemetry_dir, "train") as train_t:
-        result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
+    with claim_run(cfg, dataset.version, layout, args.run_id) as claim:
+        run_id = claim.run_id
+        print(f"{claim.message} on dataset {dataset.version} (rows dropped: {format_drops(dataset.drop_counts)})",
+              flush=True)
+        telemetry_dir = layout.run_dir(run_id) / "telemetry"
+        with measure(cfg.telemetry, telemetry_dir, "train") as train_t:
+            result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
     with measure(cfg.telemetry, telemetry_dir, "evaluate"):
         report = evaluate_run(cfg, run_id, dataset.path, layout)
     manifest = steps().record_manifest(cfg, run_id, layout, dataset, report, result.train_metrics)

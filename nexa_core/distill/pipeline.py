@@ -38,8 +38,9 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
         final = layout.run_dir(done) / "final"
         train_metrics = read_record(layout.run_dir(done))["train"]["train_metrics"]
         return Teacher(final, teacher_version(final), done, trained=False, train_metrics=train_metrics)
-    run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher")
-    result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
+    with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher") as claim:
+        run_id = claim.run_id
+        result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
     return Teacher(Path(result.final_dir), teacher_version(result.final_dir), run_id, trained=True,
                    train_metrics=result.train_metrics)
 
@@ -205,6 +206,7 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
 
     The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
     from nexa_core.distill.student import make_student
+    from nexa_core.training.record import update_record
 
     d = cfg.distill
     dataset = inputs_source(layout, pairs.inputs_version)
@@ -214,16 +216,18 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
     if d.kind == "causal_lm":
         from nexa_core.distill.sft import train_causal_student
 
-        run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
-                                    init_from=str(init), pairs=str(pairs.path), kd=None)
-        result = train_causal_student(cfg, pairs.path, init, layout.run_dir(run_id))
+        with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
+                       init_from=str(init), pairs=str(pairs.path), kd=None) as claim:
+            run_id = claim.run_id
+            result = train_causal_student(cfg, pairs.path, init, claim.run_dir)
+            update_record(claim.run_dir, status="complete")
         return TrainedModel(run_id, Path(result["final_dir"]), dataset, dict(result.get("train_metrics", {})),
                             int(result.get("global_step", 0)))
     kd = (d.alpha, d.temperature)
-    run_id, _ = claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
-                                init_from=str(init), pairs=str(pairs.path), kd=kd)
-    result = train_run(cfg, dataset.path, run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd,
-                       storage=storage)
+    with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
+                   init_from=str(init), pairs=str(pairs.path), kd=kd) as claim:
+        result = train_run(cfg, dataset.path, claim.run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd,
+                           storage=storage)
     return TrainedModel.from_result(result, dataset)
 
 

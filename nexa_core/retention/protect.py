@@ -53,8 +53,8 @@ def read_run_record(layout: Layout, run_id: str, guards: Guards) -> dict:
         guards.warnings.append(f"{path} is unreadable: run {run_id} is kept whole; fix or remove that file")
         return {}
     record = record or {}
-    if record.get("status") == "running":
-        guards.guard_run(run_id, "run is running (status in run.json): it may resume")
+    if record.get("status") in ("claimed", "running"):
+        guards.guard_run(run_id, f"run is {record['status']} (status in run.json): it may resume")
     return record
 
 

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from nexa_core.common.layout import Layout
-from nexa_core.common.run_ids import new_run_id, validate_run_id
 from nexa_core.config import NexaConfig
 from nexa_core.storage.settings import StorageSettings
+from nexa_core.training.claim import RunClaim, claim_run
 
-
-def claim_run(cfg: NexaConfig, dataset_version: str, layout: Layout, run_id: str | None = None, *,
-              name: str | None = None, **work: object) -> tuple[str, bool]:
-    """Pick the run id: the one asked for, else an unfinished run of the same work (resume), else a new one.
-
-    `work` holds what else defines the run besides the config (a student's init, pairs and KD settings)."""
-    from nexa_core.training.record import find_unfinished_run, work_key
-
-    if run_id:
-        validate_run_id(run_id)
-        return run_id, layout.run_dir(run_id).exists()
-    unfinished = find_unfinished_run(layout.runs_dir, work_key(cfg, dataset_version, **work))
-    if unfinished:
-        return unfinished, True
-    run_id = new_run_id(name or cfg.name)
-    while layout.run_dir(run_id).exists():  # two runs in one second: take the next free second
-        time.sleep(1)
-        run_id = new_run_id(name or cfg.name)
-    return run_id, False
+__all__ = ["RunClaim", "claim_run", "train_run"]
 
 
 def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *,

@@ -1,0 +1,87 @@
+"""A lock file held by one live process: `flock`, so a holder that dies (even by SIGKILL) releases it.
+
+The file names its holder (pid and host) for the messages of whoever waits, and is removed on release, so a
+lock leaves nothing behind. Removing a lock file is only safe with the inode check in `acquire`: a process
+that opened the file before it was removed must not hold a lock on the removed copy.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+
+class FileLock:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, block: bool = True) -> bool:
+        """Take the lock (waiting for it with `block`); False if another live process holds it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder removed the file we had opened; lock the one at the path now
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still holding it: see the module docstring
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def holder(path: Path) -> str | None:
+    """Who holds the lock at `path` ("pid 12 on host-a"), or None when no live process does."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise
+            return _describe(os.pread(fd, 4096, 0))
+        return None  # we could lock it, so its last holder is gone
+    finally:
+        os.close(fd)
+
+
+def _describe(raw: bytes) -> str:
+    try:
+        info = json.loads(raw)
+        return f"pid {info['pid']} on {info['host']}"
+    except (ValueError, KeyError, TypeError):
+        return "another process"  # caught between its create and its write
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
