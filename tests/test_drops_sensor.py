@@ -205,6 +205,11 @@ def test_a_bad_s3_prefix_skips_only_the_s3_sensor_with_its_reason_given_once(dro
     run = run_job("ingest_drop", drops_recipe, instance=instance, partition="a.csv")
     assert run.success and metadata(run, "raw_dataset")["valid"] is True
 
+    # Unset: the plain skip, and the kept reason is forgotten (it would be given in full again).
+    del drops_recipe["data"]["drops"]["s3_prefix"]
+    unset = _tick(project_defs(drops_recipe), "raw_drops_s3_sensor", instance, cursor=changed.cursor)
+    assert "s3_prefix is not set" in unset.skip_reason.skip_message and "problem" not in json.loads(unset.cursor)
+
 
 @pytest.mark.slow
 def test_s3_sensor_skips_while_its_bucket_is_missing_and_resumes_once_it_exists(drops_recipe, moto, aws_env):

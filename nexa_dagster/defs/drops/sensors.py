@@ -44,7 +44,7 @@ def watch(context, kind: str, nexa: NexaRecipe, storage: S3StorageResource) -> d
         if source is None:
             unset = dg.SkipReason(f"{FIELDS[kind]} is not set; set it to watch an S3 prefix")
             # A reason kept from an earlier bad setting is forgotten, so it is given in full if it comes back.
-            return dg.SensorResult(skip_reason=unset, cursor=_cursor(cursor["handled"])) if "problem" in cursor else unset
+            return dg.SensorResult(skip_reason=unset, cursor=_cursor(cursor.get("handled", {}))) if "problem" in cursor else unset
         return evaluate_drops(context, source, kind, cursor)
     except NexaError as err:
         return _disabled(kind, str(err), cursor)
