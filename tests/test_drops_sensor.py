@@ -4,6 +4,7 @@ repeated, changed and malformed drops; then the drop's run, its check, and the a
 from __future__ import annotations
 
 import json
+import uuid
 
 import dagster as dg
 import pandas as pd
@@ -166,3 +167,72 @@ def test_s3_sensor_and_drop_run_against_a_loopback_server(drops_recipe, tmp_path
     result = run_job("ingest_drop", drops_recipe, instance=instance, partition="s3-drop-2.jsonl", storage=storage)
     meta = metadata(result, "raw_dataset")
     assert meta["valid"] is True and meta["rows"] == 60 and meta["source"].startswith(f"s3://{BUCKET}/{prefix}/raw")
+
+
+def _tick(defs: dg.Definitions, name: str, instance, cursor: str | None = None):
+    """One evaluation of sensor `name` of `defs`, with that Definitions' own resources (as the daemon does)."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
+    return defs.resolve_sensor_def(name)(context)
+
+
+def test_a_bad_s3_prefix_skips_only_the_s3_sensor_with_its_reason_given_once(drops_recipe, tmp_path):
+    # A typo'd store: the recipe (and so the code location) loads; only the S3 sensor stops, and says why.
+    drops_recipe["data"]["drops"]["s3_prefix"] = "gs://reviews/raw"
+    frame = pd.read_csv(write_reviews_csv(tmp_path / "src.csv"))
+    frame.iloc[:80].to_csv(tmp_path / "raw" / "a.csv", index=False)
+    defs = project_defs(drops_recipe)
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = _tick(defs, "raw_drops_s3_sensor", instance)
+    reason = first.skip_reason.skip_message
+    assert "data.drops.s3_prefix='gs://reviews/raw'" in reason and "not 's3'" in reason and "use e.g." in reason
+    assert "\n" not in reason and len(reason) < 300
+    # The same reason on the next ticks: one short line saying since when, not the reason again.
+    second = _tick(defs, "raw_drops_s3_sensor", instance, cursor=first.cursor)
+    third = _tick(defs, "raw_drops_s3_sensor", instance, cursor=second.cursor)
+    for later in (second, third):
+        note = later.skip_reason.skip_message
+        assert "unchanged" in note and "data.drops.s3_prefix unusable since" in note and "gs://" not in note
+    # A different bad value is a new reason: given in full.
+    drops_recipe["data"]["drops"]["s3_prefix"] = "s3://Not_A_Bucket/raw"
+    changed = _tick(project_defs(drops_recipe), "raw_drops_s3_sensor", instance, cursor=third.cursor)
+    assert "data.drops.s3_prefix='s3://Not_A_Bucket/raw'" in changed.skip_reason.skip_message
+
+    # The folder sensor of the same Definitions still registers drops, and the drop's run never reads the prefix.
+    folder = _tick(defs, "raw_drops_folder_sensor", instance)
+    assert _requested(folder) == ["a.csv"]
+    instance.add_dynamic_partitions(RAW_DROPS.name, ["a.csv"])
+    run = run_job("ingest_drop", drops_recipe, instance=instance, partition="a.csv")
+    assert run.success and metadata(run, "raw_dataset")["valid"] is True
+
+    # Unset: the plain skip, and the kept reason is forgotten (it would be given in full again).
+    del drops_recipe["data"]["drops"]["s3_prefix"]
+    unset = _tick(project_defs(drops_recipe), "raw_drops_s3_sensor", instance, cursor=changed.cursor)
+    assert "s3_prefix is not set" in unset.skip_reason.skip_message and "problem" not in json.loads(unset.cursor)
+
+
+@pytest.mark.slow
+def test_s3_sensor_skips_while_its_bucket_is_missing_and_resumes_once_it_exists(drops_recipe, moto, aws_env):
+    from tests.test_storage_s3 import admin_client
+
+    bucket = f"drops-{uuid.uuid4().hex[:8]}"
+    drops_recipe["data"]["drops"]["s3_prefix"] = f"s3://{bucket}/raw"
+    storage = S3StorageResource(endpoint_url=moto)
+    instance = dg.DagsterInstance.ephemeral()
+
+    missing = tick_sensor(raw_drops_s3_sensor, instance, drops_recipe, storage=storage)
+    message = missing.skip_reason.skip_message
+    assert message.startswith(f"s3 drops disabled: data.drops.s3_prefix: cannot list s3://{bucket}/raw")
+    assert "NoSuchBucket" in message and "check the prefix, endpoint and credentials" in message
+    again = tick_sensor(raw_drops_s3_sensor, instance, drops_recipe, cursor=missing.cursor, storage=storage)
+    assert "unchanged" in again.skip_reason.skip_message
+
+    client = admin_client(moto)
+    client.create_bucket(Bucket=bucket)
+    try:
+        client.put_object(Bucket=bucket, Key="raw/late.csv", Body=b"review,sentiment\ngood film,pos\n")
+        resumed = tick_sensor(raw_drops_s3_sensor, instance, drops_recipe, cursor=again.cursor, storage=storage)
+        assert _requested(resumed) == ["late.csv"] and "problem" not in json.loads(resumed.cursor)
+    finally:
+        client.delete_object(Bucket=bucket, Key="raw/late.csv")
+        client.delete_bucket(Bucket=bucket)

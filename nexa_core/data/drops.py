@@ -71,7 +71,7 @@ class DropSource:
             self._store = S3Store.from_uri(self.location, field="data.drops.s3_prefix",
                                            settings=storage if storage is not None else StorageSettings.from_env())
         elif "://" in self.location:
-            raise NexaError(f"data.drops: {self.location!r} is neither a folder nor an s3:// prefix; "
+            raise NexaError(f"data.drops.folder: {self.location!r} is neither a folder nor an s3:// prefix; "
                             "use e.g. /shared/data/raw or s3://bucket/raw")
         else:
             self.folder = Path(self.location).expanduser()
@@ -88,10 +88,14 @@ class DropSource:
         if not self.folder.is_dir():
             return []  # nothing dropped yet
         found = []
-        for entry in os.scandir(self.folder):
-            if entry.is_file():
-                stat = entry.stat()
-                found.append(Drop(entry.name, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}"))
+        try:
+            for entry in os.scandir(self.folder):
+                if entry.is_file():
+                    stat = entry.stat()
+                    found.append(Drop(entry.name, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}"))
+        except OSError as err:
+            raise NexaError(f"data.drops.folder: cannot list {self.folder} ({err.strerror}); check that this user "
+                            "can read it") from None
         return found
 
     def _list_s3(self) -> list[Drop]:

@@ -58,14 +58,37 @@ class NexaRecipe(dg.ConfigurableResource):
 
 
 def recipe_resource(path: str | os.PathLike | None = None) -> NexaRecipe:
+    source = "recipe" if path else "NEXA_CONFIG" if os.environ.get("NEXA_CONFIG") else "default recipe"
     recipe = Path(path or os.environ.get("NEXA_CONFIG") or DEFAULT_RECIPE)
     if not recipe.is_absolute() and not recipe.exists():
         recipe = PROJECT_ROOT / recipe
-    cfg = load_config(recipe)
+    if not recipe.is_file():
+        raise NexaError(f"{source} {recipe}: file not found; set NEXA_CONFIG to a YAML recipe such as configs/default.yaml")
+    try:
+        cfg = load_config(recipe)
+    except NexaError as err:  # the same line as `nexa --config`, naming where the recipe came from
+        raise NexaError(f"{source} {recipe}: {str(err).removeprefix(f'--config {recipe}').lstrip(': ')}") from None
     values = cfg.model_dump(mode="json")
     # Absolute storage roots, so the UI, the daemon and every run process agree on locations.
     values["storage"] = {key: str(path) for key, path in asdict(Layout.from_storage(cfg.storage)).items()}
     return recipe_from_values(values)
+
+
+def checked(recipe: NexaRecipe) -> dg.ResourceDefinition:
+    """`recipe` as the code location registers it: same schema and defaults, and the run config's values are also
+    checked by NexaConfig's rules (ranges, names) while the run is being created. A value the launchpad's types
+    allow but the recipe refuses (`training.epochs: -1`) then stops `dagster job execute` before a run exists,
+    as a type error does, instead of failing the run's first step."""
+    definition = recipe.get_resource_definition()
+    return definition.configured(_validated, config_schema=definition.config_schema.as_field())
+
+
+def _validated(values: dict) -> dict:
+    try:
+        validate_config(values)
+    except NexaError as err:  # the recipe itself was checked at load: the run config made this
+        raise NexaError(f"bad run config under resources.nexa.config: {err}") from None
+    return values
 
 
 def recipe_from_values(values: dict) -> NexaRecipe:

@@ -19,15 +19,20 @@ from nexa_dagster.resources import NexaRecipe, S3StorageResource
 GROUP = "drops"
 
 
-def drop_sources(nexa: NexaRecipe, storage: S3StorageResource) -> dict:
-    """The watched locations: {"folder": DropSource, "s3": DropSource or None} from data.drops; S3 is reached
-    with the storage resource's settings (endpoint, region, credentials)."""
+def drop_source(kind: str, nexa: NexaRecipe, storage: S3StorageResource):
+    """The watched location of `kind` ("folder" or "s3") from data.drops, or None for an unset S3 prefix; S3 is
+    reached with the storage resource's settings (endpoint, region, credentials). Each source is built alone, so
+    a bad S3 prefix never stops folder drops; a bad setting is a one-line NexaError naming the field."""
     from nexa_core.data.drops import DropSource
+    from nexa_core.storage.uri import parse_s3_uri
 
     drops = nexa.core().data.drops
-    folder = DropSource(drops.folder or nexa.layout().raw_drops_dir)
-    s3 = DropSource(drops.s3_prefix, storage=storage.settings()) if drops.s3_prefix else None
-    return {"folder": folder, "s3": s3}
+    if kind == "folder":
+        return DropSource(drops.folder or nexa.layout().raw_drops_dir)
+    if not drops.s3_prefix:
+        return None
+    parse_s3_uri(drops.s3_prefix, "data.drops.s3_prefix")  # gs://, http://...: named here, not as a "folder"
+    return DropSource(drops.s3_prefix, storage=storage.settings())
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=RAW_DROPS,
@@ -36,11 +41,11 @@ def raw_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3
     from nexa_core.data.incremental import ingest_drop
 
     cfg, layout, name = nexa.core(), nexa.layout(), context.partition_key
-    sources = drop_sources(nexa, storage)
-    # The folder first; then the S3 prefix (the sensors never register one name twice).
-    source = sources["folder"]
-    if not source.exists(name) and sources["s3"] is not None:
-        source = sources["s3"]
+    # The folder first; then the S3 prefix (the sensors never register one name twice). The S3 prefix is only
+    # looked at for a drop the folder does not hold, so a bad prefix cannot fail a folder drop's run.
+    source = drop_source("folder", nexa, storage)
+    if not source.exists(name):
+        source = drop_source("s3", nexa, storage) or source
     with tempfile.TemporaryDirectory(prefix="nexa-drop-") as tmp:
         path = source.fetch(name, Path(tmp))
         record = ingest_drop(cfg.data, layout.drops_dir, name, path, seed=cfg.training.distributed.seed)

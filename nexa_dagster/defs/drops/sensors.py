@@ -6,18 +6,24 @@ a restarted daemon requests nothing twice; names already registered as partition
 cursor is lost. A file that cannot be a drop (bad name, unsupported format, empty) is logged once with the
 reason and never retried; a file changed under a handled name is logged once and never reprocessed.
 
+A source that cannot be used (a bad `data.drops` setting, an S3 prefix that cannot be listed, a folder that cannot
+be read) skips that sensor's ticks, the other sensors keep running: the tick that first sees a reason gives it in
+full, later ticks with the same reason say only since when (the cursor keeps the reason), and the sensor resumes
+by itself once the source works.
+
 Downstream, `drops_automation` builds the next `incremental_dataset` version, and `drop_dataset_sensor` turns each
 new version into teacher-input set `drops-<version>` and a `distillation_pipeline` run for it (cursor: the last
 materialization handled; run key: the set's name).
 """
 
 import json
+import time
 
 import dagster as dg
 
 from nexa_dagster.defs.distillation.jobs import distillation_pipeline
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
-from nexa_dagster.defs.drops.assets import drop_sources, raw_dataset
+from nexa_dagster.defs.drops.assets import drop_source, raw_dataset
 from nexa_dagster.defs.drops.partitions import RAW_DROPS
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
@@ -25,13 +31,48 @@ ingest_drop_job = dg.define_asset_job("ingest_drop", selection=[raw_dataset], pa
                                       description="Validate, clean, de-duplicate and split one data drop.")
 
 
-def evaluate_drops(context, source, kind: str) -> dg.SensorResult | dg.SkipReason:
+FIELDS = {"folder": "data.drops.folder", "s3": "data.drops.s3_prefix"}
+
+
+def watch(context, kind: str, nexa: NexaRecipe, storage: S3StorageResource) -> dg.SensorResult | dg.SkipReason:
+    """One tick of the `kind` drop sensor; a source that cannot be used skips the tick with the reason."""
+    from nexa_core.common.errors import NexaError
+
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    try:
+        source = drop_source(kind, nexa, storage)
+        if source is None:
+            unset = dg.SkipReason(f"{FIELDS[kind]} is not set; set it to watch an S3 prefix")
+            # A reason kept from an earlier bad setting is forgotten, so it is given in full if it comes back.
+            return dg.SensorResult(skip_reason=unset, cursor=_cursor(cursor.get("handled", {}))) if "problem" in cursor else unset
+        return evaluate_drops(context, source, kind, cursor)
+    except NexaError as err:
+        return _disabled(kind, str(err), cursor)
+
+
+def _disabled(kind: str, reason: str, cursor: dict) -> dg.SensorResult:
+    last = cursor.get("problem") or {}
+    if last.get("reason") == reason:
+        # Every tick is logged by the daemon: the reason once, not every 30 s.
+        note = f"{FIELDS[kind]} unusable since {last['since']} (reason unchanged, given on that tick); fix it to resume"
+        return dg.SensorResult(skip_reason=dg.SkipReason(note), cursor=json.dumps(cursor, sort_keys=True))
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return dg.SensorResult(skip_reason=dg.SkipReason(f"{kind} drops disabled: {reason}"),
+                           cursor=json.dumps({**cursor, "problem": {"reason": reason, "since": since}}, sort_keys=True))
+
+
+def _cursor(handled: dict) -> str:
+    return json.dumps({"handled": handled}, sort_keys=True)
+
+
+def evaluate_drops(context, source, kind: str, cursor: dict) -> dg.SensorResult:
     """One sensor tick over `source`: new partitions, their run requests and the next cursor."""
     from nexa_core.data.drops import problem
 
-    cursor = json.loads(context.cursor) if context.cursor else {}
     handled: dict[str, str] = cursor.get("handled", {})
     drops = source.list()
+    if "problem" in cursor:
+        context.log.info(f"{kind} drops resumed: {source.describe()} can be listed again")
     new, skipped = [], []
     for drop in drops:
         seen = handled.get(drop.name)
@@ -53,7 +94,7 @@ def evaluate_drops(context, source, kind: str) -> dg.SensorResult | dg.SkipReaso
         else:
             handled[drop.name] = drop.fingerprint
             new.append(drop)
-    next_cursor = json.dumps({"handled": handled}, sort_keys=True)
+    next_cursor = _cursor(handled)
     if not new:
         return dg.SensorResult(cursor=next_cursor, skip_reason=dg.SkipReason(
             f"no new drops in {source.describe()}" + (f" (skipped: {', '.join(skipped)})" if skipped else "")))
@@ -69,16 +110,13 @@ def evaluate_drops(context, source, kind: str) -> dg.SensorResult | dg.SkipReaso
 @dg.sensor(job=ingest_drop_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="New files in data.drops.folder (default $NEXA_SHARED/data/raw) become raw_drops partitions.")
 def raw_drops_folder_sensor(context: dg.SensorEvaluationContext, nexa: NexaRecipe, storage: S3StorageResource):
-    return evaluate_drops(context, drop_sources(nexa, storage)["folder"], "folder")
+    return watch(context, "folder", nexa, storage)
 
 
 @dg.sensor(job=ingest_drop_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="New objects directly under data.drops.s3_prefix become raw_drops partitions.")
 def raw_drops_s3_sensor(context: dg.SensorEvaluationContext, nexa: NexaRecipe, storage: S3StorageResource):
-    source = drop_sources(nexa, storage)["s3"]
-    if source is None:
-        return dg.SkipReason("data.drops.s3_prefix is not set; set it to watch an S3 prefix")
-    return evaluate_drops(context, source, "s3")
+    return watch(context, "s3", nexa, storage)
 
 
 drops_automation = dg.AutomationConditionSensorDefinition(
