@@ -19,8 +19,10 @@ def cmd_distill(args) -> None:
     from nexa_core.distill import pipeline as dp
     from nexa_core.release import steps
     from nexa_core.release.promotion import decide_for_student
+    from nexa_core.training.preflight import check_distill
 
     cfg = load_config(args.config, args.override)
+    check_distill(cfg)  # before the dataset version, the teacher run or any teacher output is written
     layout = Layout.from_storage(cfg.storage)
     version = args.inputs_version or cfg.distill.inputs_version
     wanted = STEPS if args.step == "all" else (args.step,)
