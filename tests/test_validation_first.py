@@ -185,3 +185,33 @@ def test_an_unreachable_endpoint_is_refused_before_anything_is_written(recipe, t
     env = _storage_env(NEXA_S3_PREFIX="s3://some-bucket/nexa", NEXA_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}")
     line = _refused(tmp_path, "train", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")), env=env)
     assert "cannot reach S3 for s3://some-bucket/nexa" in line and "NEXA_S3_ENDPOINT_URL" in line
+
+
+def test_more_workers_than_gpus_is_refused_before_torchrun(recipe, monkeypatch):
+    """Each torchrun worker takes the GPU of its local rank: on a one-GPU node, world_size=2 is refused up front."""
+    import torch
+
+    from nexa_core.common.errors import NexaError
+    from nexa_core.config import validate_config
+    from nexa_core.training.preflight import check_training
+
+    if not torch.cuda.is_available():  # the same node as seen through torch, without a GPU here
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    count = torch.cuda.device_count()
+    recipe["training"].update(device="cuda", distributed={"world_size": count + 1})
+    with pytest.raises(NexaError, match=rf"world_size={count + 1}: only {count} GPU\(s\) visible"):
+        check_training(validate_config(recipe))
+
+
+def test_a_damaged_tokenizer_is_refused_before_torchrun(recipe, tiny_model, tmp_path):
+    import shutil
+
+    folder = tmp_path / "bad-tokenizer"
+    shutil.copytree(tiny_model, folder)
+    tokenizer = folder / "tokenizer.json"
+    tokenizer.write_bytes(tokenizer.read_bytes()[:100])  # cut off mid-file, as by an interrupted copy
+    recipe["model"]["name_or_path"] = str(folder)
+    recipe["training"].update(device="cpu", distributed={"world_size": 2})
+    line = _refused(tmp_path, "train", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")), in_process=False)
+    assert "model.name_or_path: cannot load a tokenizer" in line

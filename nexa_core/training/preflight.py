@@ -12,7 +12,7 @@ from pathlib import Path
 from nexa_core.common.errors import NexaError
 from nexa_core.common.resolve import resolve_location
 from nexa_core.config import NexaConfig
-from nexa_core.training.models import first_line, load_errors
+from nexa_core.training.models import first_line, load_errors, load_tokenizer
 
 
 def model_config(location: str, revision: str | None = None, field: str = "model.name_or_path"):
@@ -69,6 +69,7 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     source = init_from or cfg.model.name_or_path
     config = model_config(source, revision or cfg.model.revision, field)
     check_max_length(config, cfg.model.max_length, source)
+    load_tokenizer(source, revision or cfg.model.revision, field)  # small files; the weights stay unread
     return device, config
 
 
