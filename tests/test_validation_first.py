@@ -215,3 +215,18 @@ def test_a_damaged_tokenizer_is_refused_before_torchrun(recipe, tiny_model, tmp_
     recipe["training"].update(device="cpu", distributed={"world_size": 2})
     line = _refused(tmp_path, "train", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")), in_process=False)
     assert "model.name_or_path: cannot load a tokenizer" in line
+
+
+def test_a_hub_teacher_downloaded_before_passes_the_check_offline(recipe, tiny_model, tmp_path):
+    """A pinned hub-id teacher is checked in the copy `nexa distill` keeps of it, not on the hub (offline here)."""
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "durable" / "teachers" / "someorg--tiny-teacher")
+    recipe["distill"] = {"teacher": "someorg/tiny-teacher"}
+    config = str(write_recipe(recipe, tmp_path / "r.yaml"))
+    code, out, stderr = nexa_in_process("distill", "--config", config, "--step", "inputs")
+    assert code == 0, stderr
+    assert json.loads(out)["teacher"]["path"].endswith("someorg--tiny-teacher")
+    recipe["model"]["max_length"] = POSITIONS + 1  # and its positions are the ones checked
+    line = _refused(tmp_path, "distill", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")), "--step", "inputs")
+    assert f"someorg--tiny-teacher has only {POSITIONS} positions" in line

@@ -73,11 +73,11 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     return device, config
 
 
-def check_distill(cfg: NexaConfig) -> None:
+def check_distill(cfg: NexaConfig, teacher: str | None = None) -> None:
     """`nexa distill`: the training checks for the teacher (pinned, or trained from model.name_or_path) and the
     student made from its layers, which shares its positions; a causal teacher must also fit one prompt token
-    plus distill.max_new_tokens."""
-    teacher = cfg.distill.teacher
+    plus distill.max_new_tokens. `teacher`: where the pinned distill.teacher is read from (its downloaded copy)."""
+    teacher = teacher or cfg.distill.teacher
     # A pinned teacher is fetched without model.revision (that pins model.name_or_path, which it replaces).
     _, config = check_training(cfg, teacher, "distill.teacher", revision="main") if teacher else check_training(cfg)
     limit, tokens = positions(config), cfg.distill.max_new_tokens
