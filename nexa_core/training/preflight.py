@@ -32,7 +32,7 @@ def model_config(location: str, revision: str | None = None, field: str = "model
 
 
 def positions(config) -> int | None:
-    """How many token positions the model has; None when its architecture has no such limit (rotary, ALiBi)."""
+    """How many token positions the model has; None when its config declares none."""
     # `max_position_embeddings` is the common name; transformers maps GPT-2's `n_positions` onto it.
     value = getattr(config, "max_position_embeddings", None)
     return value if isinstance(value, int) and value > 0 else None
@@ -48,10 +48,9 @@ def check_max_length(config, max_length: int, location: str, field: str = "model
 
 def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "model.name_or_path", *,
                    revision: str | None = None):
-    """Everything about a training run that can be refused without data: returns (the resolved device, the
-    model config).
-    `init_from`: the model trained instead of model.name_or_path (`field` names where it came from; `revision`
-    its hub revision, model.revision by default, as `train` loads it)."""
+    """Everything about a training run that can be refused without data; returns (the resolved device, the model
+    config). `init_from`: the model trained instead of model.name_or_path (`field` names where it came from;
+    `revision` its hub revision, model.revision by default, as `train` loads it)."""
     from nexa_core.training.device import resolve_device
     from nexa_core.training.precision import precision_flags
 
