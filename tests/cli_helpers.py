@@ -24,3 +24,26 @@ def nexa(*args: str, env: dict | None = None, check: bool = True, **kwargs) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"nexa {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+def nexa_in_process(*args: str, env: dict | None = None) -> tuple[int, str, str]:
+    """`nexa` through main() in this process: (exit code, stdout, stderr). For refusals, which must happen before
+    anything heavy runs: a subprocess costs seconds of imports each time."""
+    import contextlib
+    import io
+    from unittest import mock
+
+    from nexa_core.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's own refusals
+            code = exc.code if isinstance(exc.code, int) else 2
+    return code, out.getvalue(), err.getvalue()
+
+
+def tree(root: Path) -> dict[str, int]:
+    """Every path under `root` with its size (folders 0): equal before and after means nothing was written."""
+    return {str(p.relative_to(root)): (p.stat().st_size if p.is_file() else 0) for p in sorted(root.rglob("*"))}

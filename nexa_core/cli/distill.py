@@ -19,9 +19,11 @@ def cmd_distill(args) -> None:
     from nexa_core.distill import pipeline as dp
     from nexa_core.release import steps
     from nexa_core.release.promotion import decide_for_student
+    from nexa_core.training.preflight import check_distill
 
     cfg = load_config(args.config, args.override)
     layout = Layout.from_storage(cfg.storage)
+    check_distill(cfg, dp.teacher_source(cfg, layout))  # before the dataset version, teacher run or outputs are written
     version = args.inputs_version or cfg.distill.inputs_version
     wanted = STEPS if args.step == "all" else (args.step,)
     dataset = dataset_for(cfg, layout)

@@ -34,10 +34,13 @@ def cmd_prepare(args) -> None:
 def cmd_train(args) -> None:
     cfg = _config(args)
     from nexa_core.evaluation.evaluate import evaluate_run
+    from nexa_core.training.preflight import check_training
     from nexa_core.training.steps import claim_run, train_run
 
     layout = Layout.from_storage(cfg.storage)
-    storage = StorageSettings.from_env()  # before any work: a bad NEXA_S3_PREFIX is refused up front
+    # Everything that can be refused without data, before a dataset version or a run folder is written.
+    storage = _reachable(StorageSettings.from_env())
+    check_training(cfg)
     dataset = prepare(cfg, layout)
     from nexa_core.data.validation import format_drops
     from nexa_core.telemetry import measure
@@ -61,12 +64,14 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from nexa_core.evaluation.evaluate import evaluate_model, inference_settings
+    from nexa_core.training.preflight import check_max_length, model_config
 
     cfg = _config(args)
     layout = Layout.from_storage(cfg.storage)
     checkpoint = Path(args.checkpoint).expanduser().resolve()
     if not checkpoint.is_dir():
         raise NexaError(f"--checkpoint {checkpoint}: no such folder; pass a run's final/ or a checkpoint-N folder")
+    check_max_length(model_config(str(checkpoint), field="--checkpoint"), cfg.model.max_length, str(checkpoint))
     dataset = prepare(cfg, layout)
     out = Path(args.output) if args.output else checkpoint.parent / f"eval_{checkpoint.name}"
     report = evaluate_model(checkpoint, dataset.path, out, split=args.split, batch_size=cfg.evaluation.batch_size,
@@ -77,8 +82,9 @@ def cmd_evaluate(args) -> None:
 
 def cmd_package(args) -> None:
     layout = _layout(args)
+    storage = _reachable(StorageSettings.from_env())  # before the tarball is built
     path = steps().package_run(layout, args.run_id, force=args.force)
-    steps().mirror_run(layout, args.run_id, StorageSettings.from_env())
+    steps().mirror_run(layout, args.run_id, storage)
     print(path)
 
 
@@ -87,7 +93,8 @@ def cmd_pull(args) -> None:
     from nexa_core.storage.settings import open_durable
 
     layout = _layout(args)
-    store = open_durable(StorageSettings.from_env(), layout)
+    # A missing bucket is said as such, not taken for a run that was never mirrored.
+    store = open_durable(_reachable(StorageSettings.from_env()), layout)
     print(json.dumps(pull_run(store, layout, args.run_id, overwrite=args.overwrite), indent=2))
 
 
@@ -121,6 +128,13 @@ def cmd_cleanup(args) -> None:
         print(f"dry run: would free {report['would_free_bytes']} bytes; pass --apply to delete")
     else:
         print(f"freed {report['freed_bytes']} bytes; deleted {len(report['deleted'])}, skipped {len(report['skipped'])}")
+
+
+def _reachable(storage: StorageSettings) -> StorageSettings:
+    from nexa_core.storage.settings import check_reachable
+
+    check_reachable(storage)
+    return storage
 
 
 def steps():

@@ -117,7 +117,7 @@ def ingest_drop(cfg: DataConfig, root: str | os.PathLike, name: str, path: str |
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         now = datetime.now(timezone.utc).isoformat()
         try:
-            raw = load_file(path, cfg.encoding)
+            raw = load_file(path, cfg.encoding, (cfg.text_column, cfg.label_column))
             cleaned, drops = clean_rows(raw, cfg, f"drop {name}")
         except NexaError as err:
             # Recorded, never raised: a malformed drop is reported (and fails its check) without wedging anything.

@@ -63,14 +63,16 @@ def load_raw(cfg: DataConfig) -> pd.DataFrame:
     path = Path(resolve_location(cfg.path, "data.path")).expanduser()
     if not path.exists():
         raise NexaError(f"data.path: {path} does not exist; point data.path at a data file or a folder of them")
+    columns = (cfg.text_column, cfg.label_column)
     if path.is_dir():
-        return _load_folder(path, cfg.encoding)
-    return _load_file(path, cfg.encoding)
+        return _load_folder(path, cfg.encoding, columns)
+    return _load_file(path, cfg.encoding, columns)
 
 
-def load_file(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
-    """One data file (a data drop), with the same format detection and one-line errors as `data.path`."""
-    return _load_file(Path(path), encoding)
+def load_file(path: Path, encoding: str = "utf-8", columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One data file (a data drop), with the same format detection and one-line errors as `data.path`.
+    `columns`: those that must hold plain values (text and label), checked in JSON records."""
+    return _load_file(Path(path), encoding, columns)
 
 
 def detect_format(name: str) -> Optional[str]:
@@ -90,14 +92,14 @@ def _detect(path: Path) -> Optional[tuple[str, Optional[str]]]:
     return fmt, compression
 
 
-def _load_folder(folder: Path, encoding: str) -> pd.DataFrame:
+def _load_folder(folder: Path, encoding: str, columns: tuple[str, ...]) -> pd.DataFrame:
     # Hidden and `_`-prefixed files are tool droppings (.DS_Store, _SUCCESS), never data.
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _detect(p))
     if not files:
         raise NexaError(
             f"data.path: folder {folder} has no data files (supported: {SUPPORTED}); add files or fix the path"
         )
-    frames = [_load_file(p, encoding) for p in files]
+    frames = [_load_file(p, encoding, columns) for p in files]
     # Rows from a file that lacks a column would silently become "empty" rows later, so insist on one layout.
     first = list(frames[0].columns)
     for path, frame in zip(files[1:], frames[1:]):
@@ -111,7 +113,7 @@ def _load_folder(folder: Path, encoding: str) -> pd.DataFrame:
     return combined
 
 
-def _load_file(path: Path, encoding: str) -> pd.DataFrame:
+def _load_file(path: Path, encoding: str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
     detected = _detect(path)
     if detected is None:
         raise NexaError(f"data.path: {path} has an unsupported format; use one of {SUPPORTED}")
@@ -123,7 +125,7 @@ def _load_file(path: Path, encoding: str) -> pd.DataFrame:
             raise NexaError(f"data.path: {path} is not a readable Parquet file ({err}); re-export it") from None
     data = _read_bytes(path, compression)
     if fmt == "jsonl":
-        frame, bad = _json_frame(path, _decode(path, data, encoding, compression))
+        frame, bad = _json_frame(path, _decode(path, data, encoding, compression), columns)
     else:
         frame, bad = _csv_frame(path, data, encoding, compression, sep="\t" if fmt == "tsv" else ",")
     total = len(frame) + bad
@@ -145,9 +147,9 @@ def _csv_frame(path: Path, data: bytes, encoding: str, compression: Optional[str
     return frame[~bad].reset_index(drop=True).astype(str), int(bad.sum())  # astype: as `dtype=str` reads
 
 
-def _json_frame(path: Path, text: str):
+def _json_frame(path: Path, text: str, columns: tuple[str, ...] = ()):
     """(records that decode; how many did not)."""
-    records = _parse_json_lines(path, text)
+    records = _parse_json_lines(path, text, columns)
     kept = [record for record in records
             if not any(isinstance(s, str) and _UNDECODABLE.search(s) for pair in record.items() for s in pair)]
     return pd.DataFrame.from_records(kept), len(records) - len(kept)
@@ -194,8 +196,8 @@ def _encoding_error(path: Path, data: bytes, encoding: str, compression: Optiona
 def _parse_csv(path: Path, data: bytes, encoding: str, compression: Optional[str], sep: str) -> pd.DataFrame:
     try:
         # Everything as strings and only empty fields as missing: a review reading "NA" or "null" stays text.
-        return pd.read_csv(io.BytesIO(data), sep=sep, dtype=object, keep_default_na=False, na_values=[""],
-                           encoding=_codec(encoding), encoding_errors="surrogateescape")
+        frame = pd.read_csv(io.BytesIO(data), sep=sep, dtype=object, keep_default_na=False, na_values=[""],
+                            encoding=_codec(encoding), encoding_errors="surrogateescape")
     except UnicodeDecodeError:  # bytes below 0x80 that the codec rejects (e.g. utf-16) cannot be escaped
         raise _encoding_error(path, data, encoding, compression, "in bytes it cannot skip") from None
     except UnicodeEncodeError:  # column names go into a pyarrow `str` index, which refuses undecodable ones
@@ -208,9 +210,24 @@ def _parse_csv(path: Path, data: bytes, encoding: str, compression: Optional[str
         raise NexaError(
             f"data.path: {path} is malformed{where} ({err}); check quoting and the number of fields per row"
         ) from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas reads a first data row with more fields than the header as an index column and shifts every
+        # column by one (the labels become that row's extra field); it raises only for later rows.
+        fields = len(frame.columns) + frame.index.nlevels
+        raise NexaError(f"data.path: {path} is malformed at line {_first_data_line(data)} (expected "
+                        f"{len(frame.columns)} fields as in the header, saw {fields}); check quoting and the "
+                        "number of fields per row")
+    return frame
 
 
-def _parse_json_lines(path: Path, text: str) -> list[dict]:
+def _first_data_line(data: bytes) -> int:
+    """The line number of the first row after the header (pandas skips blank lines before and between them)."""
+    rows = (number for number, line in enumerate(data.splitlines(), 1) if line.strip())
+    next(rows, None)
+    return next(rows, 2)
+
+
+def _parse_json_lines(path: Path, text: str, columns: tuple[str, ...] = ()) -> list[dict]:
     # Parsed here rather than by pandas so a bad record is reported with its line number.
     if text.lstrip().startswith("["):
         try:
@@ -241,6 +258,14 @@ def _parse_json_lines(path: Path, text: str) -> list[dict]:
     for number, record in numbered:
         if not isinstance(record, dict):
             raise NexaError(f"data.path: {path} {unit} {number} is not a JSON object; each record must be {{...}}")
+        # Malformed like a record that is not an object (another export's layout), so refused the same way rather
+        # than dropped: str() would turn it into training text such as "{'a': 1}".
+        nested = next((c for c in columns if isinstance(record.get(c), (dict, list))), None)
+        if nested is not None:
+            kind = "an object" if isinstance(record[nested], dict) else "a list"
+            raise NexaError(f"data.path: {path} {unit} {number}: {nested!r} is {kind}, not a string or number; "
+                            f"each record's text and label must be plain values (check data.text_column and "
+                            "data.label_column)")
     return [record for _, record in numbered]
 
 

@@ -54,7 +54,7 @@ def _materialize_pinned(location: str, layout: Layout) -> str:
         raise NexaError(f"distill.teacher: {path} does not exist; point it at a fine-tuned model folder or hub id")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    target = layout.durable / "teachers" / location.replace("/", "--")
+    target = pinned_teacher_dir(location, layout)
     if not (target / "config.json").is_file():
         try:
             model = AutoModelForSequenceClassification.from_pretrained(location)
@@ -65,6 +65,21 @@ def _materialize_pinned(location: str, layout: Layout) -> str:
         model.save_pretrained(target)
         tokenizer.save_pretrained(target)
     return str(target)
+
+
+def pinned_teacher_dir(location: str, layout: Layout) -> Path:
+    """Where a hub-id teacher is kept once downloaded (reused offline afterwards)."""
+    return layout.durable / "teachers" / location.replace("/", "--")
+
+
+def teacher_source(cfg: NexaConfig, layout: Layout) -> str | None:
+    """What the pinned teacher is read from: its downloaded copy if there is one, else as given (None: not pinned)."""
+    location = cfg.distill.teacher
+    if location and not location.startswith(("/", ".", "~", "package://")):
+        stored = pinned_teacher_dir(location, layout)
+        if (stored / "config.json").is_file():
+            return str(stored)
+    return location or None
 
 
 def inputs_dataset(layout: Layout, version: str, default):

@@ -238,6 +238,23 @@ class S3Store(DurableStore):
                                              "Message": f"{first.get('Key')}: {first.get('Message', '')}"}},
                                   "DeleteObjects")
 
+    def check_bucket(self) -> None:
+        """One `head_bucket`: the bucket exists and these credentials may use it, or one NexaError line."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code, status = _code(exc)
+            if code in ("NoSuchBucket", *_MISSING_CODES) or status == 404:  # HEAD answers have no body: code "404"
+                raise NexaError(f"bucket {self.bucket!r} does not exist (for {self.describe()}); create it or fix "
+                                "NEXA_S3_PREFIX") from None
+            raise self._translate(exc, "") or NexaError(
+                f"S3 refused {self.describe()} ({code or status}); check NEXA_S3_PREFIX and the credentials") from None
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise self._translate(exc, "") from None
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts: botocore has already retried
+            raise NexaError(f"cannot reach S3 for {self.describe()} ({exc}); check NEXA_S3_ENDPOINT_URL (or "
+                            "AWS_ENDPOINT_URL) and the network") from None
+
     # ------------------------------------------------------------------------------------ errors
 
     def _attempts(self, exc: BaseException) -> int:

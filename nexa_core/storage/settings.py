@@ -2,6 +2,7 @@
 turn them into a store (`open_durable`) or an S3 client (`s3_client`, also used to list and fetch data drops).
 
     settings = StorageSettings.from_env()          # NEXA_S3_PREFIX, NEXA_S3_ENDPOINT_URL / AWS_ENDPOINT_URL, AWS_REGION
+    check_reachable(settings)                      # one head_bucket before any work: missing bucket, credentials, endpoint
     store = open_durable(settings, layout)         # S3 under the prefix, else the local mirror <durable>/mirror
 
 Credentials come from boto3's standard chain (environment, shared files and profiles, container/instance roles)
@@ -117,3 +118,16 @@ def open_durable(settings: StorageSettings, layout: Layout, **kwargs: Any) -> Du
     from nexa_core.storage.s3 import S3Store
 
     return S3Store.from_uri(settings.prefix, field=settings.prefix_field, settings=settings, **kwargs)
+
+
+def check_reachable(settings: StorageSettings) -> None:
+    """Refuse durable storage that every later push or pull would fail on (a missing bucket, rejected credentials,
+    an endpoint that does not answer) with one request, before a command writes anything. The local mirror needs
+    no check: it is created on first use."""
+    if settings.prefix is None:
+        return
+    from nexa_core.storage.s3 import S3Store
+
+    # Few, short attempts: this is a question to a server that should answer at once, not a transfer.
+    S3Store.from_uri(settings.prefix, field=settings.prefix_field, settings=settings, request_attempts=2,
+                     connect_timeout=5.0, read_timeout=10.0).check_bucket()

@@ -16,14 +16,14 @@ def load_errors() -> tuple[type[Exception], ...]:
     return OSError, ValueError, SafetensorError
 
 
-def load_tokenizer(location: str, revision: str | None = None):
+def load_tokenizer(location: str, revision: str | None = None, field: str = "model.name_or_path"):
     from transformers import AutoTokenizer
 
-    path = resolve_location(location, "model.name_or_path")
+    path = resolve_location(location, field)
     try:
         return AutoTokenizer.from_pretrained(path, revision=revision)
     except (OSError, ValueError) as err:
-        raise NexaError(f"model.name_or_path: cannot load a tokenizer from {location!r} ({first_line(err)})") from None
+        raise NexaError(f"{field}: cannot load a tokenizer from {location!r} ({first_line(err)})") from None
 
 
 def label_names(config) -> list[str]:

@@ -44,11 +44,15 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     """Fine-tune `init_from` (default: model.name_or_path) on the dataset's train split, or, for a
     student, on distillation `pairs` with the KD loss `kd=(alpha, temperature)`. With `storage`, every new
     best checkpoint is pushed to that durable store (S3 or the local mirror) as soon as it is saved."""
+    from nexa_core.training.preflight import check_training
+
+    # Before torchrun starts: a bad precision is one line here rather than a traceback from every worker.
+    device, _ = check_training(cfg, init_from)
     if cfg.training.distributed.world_size > 1 and not in_worker():
         return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd, storage=storage)
     from transformers import set_seed
 
-    from nexa_core.training.device import deterministic_on_cpu, resolve_device
+    from nexa_core.training.device import deterministic_on_cpu
     from nexa_core.training.hf import build_trainer, training_arguments
 
     info = json.loads((Path(dataset_dir) / "dataset.json").read_text())
@@ -56,7 +60,6 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     run_dir = layout.run_dir(run_id)
     ckpt_dir = layout.checkpoints_dir(run_id)
     # Everything that can reject the config (precision, model, tokenizer) runs before any folder is made.
-    device = resolve_device(cfg.training.device)
     args = training_arguments(cfg.training, ckpt_dir, device, keep_columns=kd is not None)
     source = init_from or cfg.model.name_or_path
     tokenizer = load_tokenizer(source, cfg.model.revision)
