@@ -230,3 +230,18 @@ def test_a_hub_teacher_downloaded_before_passes_the_check_offline(recipe, tiny_m
     recipe["model"]["max_length"] = POSITIONS + 1  # and its positions are the ones checked
     line = _refused(tmp_path, "distill", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")), "--step", "inputs")
     assert f"someorg--tiny-teacher has only {POSITIONS} positions" in line
+
+
+def test_a_training_asset_refuses_unreachable_storage_before_claiming_a_run(recipe, tmp_path, aws_env):  # noqa: F811
+    from nexa_dagster.resources import S3StorageResource
+    from tests.dagster_helpers import run_job
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    storage = S3StorageResource(prefix="s3://some-bucket/nexa", endpoint_url=f"http://127.0.0.1:{port}")
+    result = run_job("training_pipeline", recipe, storage=storage)
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "trained_model"
+    assert "cannot reach S3 for s3://some-bucket/nexa" in failure.step_failure_data.error.cause.message
+    assert not (tmp_path / "durable" / "runs").exists()  # no run was claimed

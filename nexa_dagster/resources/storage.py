@@ -7,7 +7,7 @@ from typing import Optional
 
 from dagster_aws.s3 import S3Resource
 
-from nexa_core.storage.settings import StorageSettings
+from nexa_core.storage.settings import StorageSettings, check_reachable
 
 
 class S3StorageResource(S3Resource):
@@ -21,3 +21,10 @@ class S3StorageResource(S3Resource):
                            region=self.region_name, profile=self.profile_name,
                            access_key_id=self.aws_access_key_id, secret_access_key=self.aws_secret_access_key,
                            session_token=self.aws_session_token)
+
+    def reachable_settings(self) -> StorageSettings:
+        """`settings()`, after one request that the bucket exists and answers: a training step asks before it
+        claims a run, so a missing bucket is refused up front rather than at the first best checkpoint."""
+        settings = self.settings()
+        check_reachable(settings)
+        return settings

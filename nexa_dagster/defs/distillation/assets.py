@@ -36,7 +36,7 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
 
     cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
-        teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.settings())
+        teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.reachable_settings())
     if teacher.trained:
         usage.save(layout.run_dir(teacher.run_id) / "telemetry")
     context.log.info(f"teacher {teacher.version} at {teacher.path} ({'trained' if teacher.trained else 'reused'})")
@@ -90,7 +90,7 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs,
-                                         storage=storage.settings())
+                                         storage=storage.reachable_settings())
     usage.save(layout.run_dir(student.run_id) / "telemetry")
     return dg.Output(student, metadata={**to_metadata(student.metadata()), **telemetry_metadata(usage.summary)})
 

@@ -22,10 +22,11 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     from nexa_core.training.plots import loss_curve
 
     cfg, layout = trainer.apply(nexa.core()), nexa.layout()
+    durable = storage.reachable_settings()
     with claim_run(cfg, training_dataset.version, layout) as claim:
         context.log.info(claim.message)
         with telemetry.measure(cfg.telemetry, claim.run_dir / "telemetry", "train") as usage:
-            result = trainer.train(cfg, training_dataset.path, claim.run_id, layout, storage=storage.settings())
+            result = trainer.train(cfg, training_dataset.path, claim.run_id, layout, storage=durable)
     model = TrainedModel.from_result(result, training_dataset)
     curve = loss_curve(model.log_path, model.run_dir / "loss_curve.png")
     return dg.Output(model, metadata={**to_metadata(model.metadata()), **image(curve),
