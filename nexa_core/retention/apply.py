@@ -23,8 +23,8 @@ def apply_plan(plan: Plan, archive: Callable[[Path], None] | None = None) -> dic
 
     Each candidate is renamed to a hidden `.deleting-<name>-<uuid>` sibling (one atomic rename: it is
     gone entirely or present entirely) and only then removed; `.deleting-*` leftovers of a crashed apply
-    are removed first. `archive(path)`, when given, runs before the rename; if it raises, that candidate
-    is skipped, not deleted. The plan is re-made first with the same settings and `now`, and a candidate
+    are removed first. `archive(path)`, when given, runs before the rename (not for crash leftovers); if it
+    raises, that candidate is skipped, not deleted. The plan is re-made first with the same settings and `now`, and a candidate
     is skipped (with the reason) when it is no longer prunable there (a run resumed, a deploy happened,
     a manifest appeared) or when anything in it changed since the plan.
     `deleted` lists Candidates, `skipped` (Candidate, reason) pairs, `errors` lines for removals that
@@ -46,7 +46,7 @@ def apply_plan(plan: Plan, archive: Callable[[Path], None] | None = None) -> dic
         if not any(real == ok or real.startswith(ok + os.sep) for ok in allowed):
             skipped.append((cand, f"no longer prunable: {kept_why.get(cand.key, 'changed since the plan')}"))
             continue
-        if archive is not None:
+        if archive is not None and cand.kind != "leftover":  # crash debris is not worth a durable copy
             try:
                 archive(cand.path)
             except Exception as exc:  # noqa: BLE001 - any archive failure means: keep it
