@@ -88,10 +88,11 @@ def add_release(layout: Layout, run_id: str, age: float) -> Path:
 
 
 def write_deploys(layout: Layout, records: list[tuple[str, str]]) -> None:
-    """history.jsonl from (action, run_id) records; current_model -> the last record's release."""
+    """history.jsonl from (action, run_id) records that all took effect; current_model -> the last record's release."""
     layout.deploy_dir.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"action": a, "run_id": r, "previous_run_id": None, "deployed_at": "2026-01-01T00:00:00Z"})
-             for a, r in records]
+    previous = [None] + [r for _, r in records[:-1]]
+    lines = [json.dumps({"action": a, "run_id": r, "previous_run_id": p, "deployed_at": "2026-01-01T00:00:00Z"})
+             for (a, r), p in zip(records, previous)]
     (layout.deploy_dir / "history.jsonl").write_text("".join(line + "\n" for line in lines))
     link = layout.deploy_dir / "current_model"
     if link.is_symlink():

@@ -14,6 +14,7 @@ import pytest
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.common.locks import FileLock
 from nexa_core.retention import apply as apply_mod
 from nexa_core.retention import apply_plan, format_plan, parse_size, plan_cleanup
 from tests.retention_builders import (
@@ -177,12 +178,18 @@ def test_running_run_is_never_touched(layout, tmp_path):
     standard_run(layout, status="running", best=20)
     add_package(layout, R1, age=30)
     settle_run(layout, R1, age=30)
-    before = snapshot(tmp_path)
-    plan = plan_cleanup(layout, days=1, prune_size=0, keep_latest=0, now=NOW)
-    assert plan.delete == []
-    assert all(any("running" in p for p in c.protected_by) for c in plan.keep)
-    apply_plan(plan)
-    assert snapshot(tmp_path) == before
+    set_age(layout.run_dir(R1), 30)
+    lock = FileLock(layout.run_dir(R1) / "run.lock")
+    assert lock.acquire(block=False)  # the live process training it (a flock: any other open file conflicts)
+    try:
+        before = snapshot(tmp_path)
+        plan = plan_cleanup(layout, days=1, prune_size=0, keep_latest=0, now=NOW)
+        assert plan.delete == []
+        assert all(any(f"running (pid {os.getpid()}" in p for p in c.protected_by) for c in plan.keep)
+        apply_plan(plan)
+        assert snapshot(tmp_path) == before
+    finally:
+        lock.release()
 
 
 def test_unreadable_run_json_keeps_the_whole_run(layout):

@@ -9,6 +9,13 @@ Layout under `layout.deploy_dir`:
 
 `current_model` is swapped with a rename over it, so a reader always sees the old model or the new one.
 Rollback is an undo: it returns to the release that was current before the latest deploy still in effect.
+
+A record is written just before its swap, so a process killed between the two leaves a record of a promotion
+that never took effect: `history` leaves such records out (the next record's `previous_run_id`, or for the last
+one `current_model`, says what was really in effect) and the next promotion removes a trailing one from the file.
+
+A package is unpacked only if its sha256 is the one packaging recorded in the run's run.json (`package`), and a
+release folder is used only if its SHA256SUMS is the recorded one: the package's own checksum list is not enough.
 """
 
 from __future__ import annotations
@@ -17,20 +24,24 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from nexa_core.common.errors import NexaError
+from nexa_core.common.hashing import sha256_file
 from nexa_core.common.layout import Layout
 from nexa_core.common.run_ids import RUN_ID_RE, validate_run_id
-from nexa_core.release.packaging import unpack_package, verify_unpacked
+from nexa_core.release.packaging import SUMS_NAME, recorded_package, unpack_package, verify_unpacked
+from nexa_core.training.record import RECORD
 
 CURRENT_NAME = "current_model"
 RELEASES_NAME = "releases"
 HISTORY_NAME = "history.jsonl"
 LOCK_NAME = ".lock"
+TMP_LINK_RE = re.compile(rf"\.{CURRENT_NAME}\.\d+\.[0-9a-f]{{32}}\.tmp")  # _point_current_at's new link, before its rename
 
 
 def releases_dir(layout: Layout) -> Path:
@@ -76,16 +87,13 @@ def _fsync_dir(path: Path) -> None:
 # ----------------------------------------------------------------------------------------- history
 
 
-def history(layout: Layout) -> list[dict]:
-    """Every promotion record, oldest first."""
-    path = history_path(layout)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
+def _records(data: bytes, path: Path) -> list[tuple[int, dict]]:
+    """(offset of its line, record) for every record in history.jsonl's bytes."""
     records = []
     lines = data.split(b"\n")
+    offset = 0
     for lineno, line in enumerate(lines, start=1):
+        start, offset = offset, offset + len(line) + 1
         if not line.strip():
             continue
         try:
@@ -96,19 +104,44 @@ def history(layout: Layout) -> list[dict]:
             if lineno == len(lines):
                 continue  # a torn final line from an interrupted write: it never took effect
             raise NexaError(f"{path} line {lineno} is not a JSON object; fix or remove that line") from None
-        records.append(record)
+        records.append((start, record))
     return records
 
 
+def _took_effect(records: list[dict], current: str | None) -> list[bool]:
+    """Whether each record's promotion took effect: the next promotion found its run in current_model (and the
+    last one's run is there now). A record of a promotion killed before its swap fails this."""
+    after = [r.get("previous_run_id") for r in records[1:]] + [current]
+    return [record.get("run_id") == then for record, then in zip(records, after)]
+
+
+def history(layout: Layout) -> list[dict]:
+    """Every promotion that took effect, oldest first."""
+    path = history_path(layout)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records = [record for _, record in _records(data, path)]
+    return [record for record, ok in zip(records, _took_effect(records, current_release(layout))) if ok]
+
+
 def _append_history(layout: Layout, record: dict) -> int:
-    """Append one record (caller holds the lock); returns the old size so a failed swap can undo it."""
+    """Append one record (caller holds the lock); returns the old size so a failed swap can undo it.
+
+    A torn final line, or a final record whose swap never happened (its run is not in current_model, which
+    only changes under the lock), is cut off first: the file keeps only promotions that took effect."""
     path = history_path(layout)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         data = os.pread(fd, os.fstat(fd).st_size, 0)
         size = len(data)
         if data and not data.endswith(b"\n"):
-            size = data.rfind(b"\n") + 1  # drop a torn final line left by an interrupted write
+            size = data.rfind(b"\n") + 1
+        records = _records(data[:size], path)
+        if records and records[-1][1].get("run_id") != record["previous_run_id"]:
+            size = records[-1][0]
+        if size != len(data):
             os.ftruncate(fd, size)
         os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
         os.fsync(fd)
@@ -176,6 +209,12 @@ def _check_release(layout: Layout, run_id: str) -> Path:
     release = release_dir(layout, run_id)
     if release.is_symlink() or not release.is_dir():
         raise NexaError(f"release {run_id} is not a folder at {release}; remove it and deploy again with `nexa deploy {run_id}`")
+    recorded = recorded_package(layout, run_id)
+    sums = release / SUMS_NAME
+    # A release unpacked before digests were recorded is trusted as verified when it was unpacked.
+    if recorded and sums.is_file() and not sums.is_symlink() and sha256_file(sums) != recorded["sums_sha256"]:
+        raise NexaError(f"release {release}: its {SUMS_NAME} is not the one recorded when run {run_id} was packaged "
+                        f"({layout.run_dir(run_id) / RECORD}); remove {release} and deploy {run_id} again")
     try:
         verify_unpacked(release, f"release {release}")
     except NexaError as exc:
@@ -186,15 +225,21 @@ def _check_release(layout: Layout, run_id: str) -> Path:
 
 
 def _ensure_release(layout: Layout, run_id: str) -> Path:
-    """Unpack the run's package into releases/<run_id> (verified), or reuse a release already there."""
+    """Unpack the run's package into releases/<run_id> (its recorded digest, then its checksums, verified), or
+    reuse a release already there."""
     release = release_dir(layout, run_id)
     if release.exists() or release.is_symlink():
         return _check_release(layout, run_id)
     package = layout.package_path(run_id)
     if not package.is_file():
         raise NexaError(f"no package for run {run_id} at {package}; build it first with `nexa package {run_id}`")
+    fix = f"re-package it with `nexa package {run_id}`, or restore it with `nexa pull {run_id} --overwrite`"
+    recorded = recorded_package(layout, run_id)
+    if recorded is None:
+        raise NexaError(f"package {package}: no digest recorded for it in {layout.run_dir(run_id) / RECORD} "
+                        f"(`package.sha256`), so it cannot be trusted; {fix}")
     try:
-        unpack_package(package, release)
+        unpack_package(package, release, sha256=recorded["sha256"], fix=fix)
     except NexaError:
         if release.exists():  # a concurrent deploy of the same run unpacked it first
             return _check_release(layout, run_id)

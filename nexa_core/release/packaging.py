@@ -7,7 +7,9 @@ byte-for-byte reproducible: members are sorted and carry fixed owners, modes and
 
 from __future__ import annotations
 
+import fcntl
 import gzip
+import hashlib
 import io
 import os
 import re
@@ -21,10 +23,14 @@ from pathlib import Path, PurePosixPath
 from nexa_core.common.errors import NexaError
 from nexa_core.common.hashing import sha256_file, sha256_stream
 from nexa_core.common.layout import Layout
+from nexa_core.training.record import read_record, update_record
 
 SUMS_NAME = "SHA256SUMS"
+TMP_SUFFIX = ".tmp"  # a package being written: `.<run_id>.tar.gz.<random>.tmp` beside it
+UNPACK_SUFFIX = ".unpack"  # a package being unpacked: `.<target name>.<random>.unpack` beside the target
 MODEL_PREFIX = "model"
 _MAX_SUMS_BYTES = 16 * 1024 * 1024  # SHA256SUMS is read into memory: refuse absurd ones
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
 _SUM_LINE_RE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError)
 
@@ -81,15 +87,21 @@ def _format_sums(sums: dict[str, str]) -> bytes:
 
 
 def build_package(layout: Layout, run_id: str) -> Path:
-    """Write `layout.package_path(run_id)` atomically and return it; it is read back and verified first."""
+    """Write `layout.package_path(run_id)` atomically and return it; it is read back and verified first.
+
+    Its sha256 (and that of its SHA256SUMS) is then recorded in the run's run.json as `package`, which deploy
+    trusts rather than the package's own checksum list. The temp file is flock'ed while it is written and
+    verified, so cleanup can tell a package being built from one a killed process left behind."""
     sources = _package_sources(layout, run_id)
     sums = {name: sha256_file(path) for name, path in sources.items()}
     sums_bytes = _format_sums(sums)
     target = layout.package_path(run_id)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TMP_SUFFIX)
     tmp = Path(tmp_name)
+    lock_fd = os.dup(fd)  # the flock lasts until this copy closes, after the rename
     try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
                 with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -102,11 +114,29 @@ def build_package(layout: Layout, run_id: str) -> Path:
             raw.flush()
             os.fsync(raw.fileno())
         _verify_archive(tmp, expected=sums)
+        recorded = {"path": target.relative_to(layout.durable).as_posix(), "sha256": sha256_file(tmp),
+                    "size": tmp.stat().st_size, "sums_sha256": hashlib.sha256(sums_bytes).hexdigest()}
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(lock_fd)
+    update_record(layout.run_dir(run_id), package=recorded)
     return target
+
+
+def recorded_package(layout: Layout, run_id: str) -> dict | None:
+    """The run's `package` record ({path, sha256, size, sums_sha256}) when it is well formed, else None."""
+    try:
+        record = read_record(layout.run_dir(run_id))
+    except (OSError, ValueError):
+        return None
+    package = record.get("package") if isinstance(record, dict) else None
+    if not isinstance(package, dict) or not all(isinstance(package.get(k), str) and _HEX64_RE.fullmatch(package[k])
+                                                for k in ("sha256", "sums_sha256")):
+        return None
+    return package
 
 
 # ------------------------------------------------------------------------------------------ checking
@@ -191,11 +221,22 @@ def _compare(actual: dict[str, str], sums: dict[str, str], where: str) -> None:
             )
 
 
-def _open_archive(tarball: Path) -> tarfile.TarFile:
+def _require_file(tarball: Path) -> None:
     if not tarball.is_file():
         raise NexaError(f"no package at {tarball}; build it first with `nexa package <run_id>`")
+
+
+def _open_file(tarball: Path):
+    _require_file(tarball)
+    return open(tarball, "rb")
+
+
+def _open_archive(tarball: Path, fh=None) -> tarfile.TarFile:
+    """The archive at `tarball`, or read from `fh` (its open file, which the caller closes)."""
+    if fh is None:
+        _require_file(tarball)
     try:
-        return tarfile.open(tarball, mode="r:gz")
+        return tarfile.open(tarball, mode="r:gz") if fh is None else tarfile.open(fileobj=fh, mode="r:gz")
     except _ARCHIVE_ERRORS as exc:
         raise NexaError(f"{tarball} is not a valid package archive ({exc}); rebuild it") from None
 
@@ -260,37 +301,51 @@ def verify_unpacked(root: str | os.PathLike, where: str | None = None) -> dict[s
 # ----------------------------------------------------------------------------------------- unpack
 
 
-def unpack_package(tarball: str | os.PathLike, target: str | os.PathLike) -> Path:
+def unpack_package(tarball: str | os.PathLike, target: str | os.PathLike, *, sha256: str | None = None,
+                   fix: str = "rebuild it") -> Path:
     """Extract a package into `target` (which must not exist), refusing unsafe members and verifying checksums.
 
-    Everything is extracted into a fresh temp folder beside `target` and renamed into place only after it
-    verified, so `target` either appears complete and verified or not at all.
+    With `sha256`, the archive must have that digest (read from the same open file that is then unpacked), or
+    it is refused with `fix` as the advice. Everything is extracted into a fresh temp folder beside `target`,
+    flock'ed while in use, and renamed into place only after it verified, so `target` either appears complete
+    and verified or not at all.
     """
     tarball, target = Path(tarball), Path(target)
     where = f"package {tarball}"
     if target.exists() or target.is_symlink():
         raise NexaError(f"cannot unpack {tarball}: {target} already exists; remove it or pick another target")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tar = _open_archive(tarball)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".unpack"))
-    try:
-        with tar:
-            try:
-                # Every member is checked before anything is written; the filter runs again on each write.
-                members = _check_members(tar.getmembers(), where, tmp)
-                tar.extractall(tmp, members=members, filter=lambda member, dest: _package_filter(member, dest, where))
-            except _ARCHIVE_ERRORS as exc:
-                raise NexaError(f"{tarball} is not a valid package archive ({exc}); rebuild it") from None
-            except OSError as exc:
-                raise NexaError(f"{where}: could not extract it into {tmp} ({exc})") from None
-        verify_unpacked(tmp, where)
-        if target.exists() or target.is_symlink():
-            raise NexaError(f"cannot unpack {tarball}: {target} already exists; remove it or pick another target")
+    with _open_file(tarball) as fh:
+        if sha256 is not None:
+            got = sha256_stream(fh)
+            if got != sha256:
+                raise NexaError(f"{where}: its sha256 {got[:12]}... differs from the {sha256[:12]}... recorded when it "
+                                f"was built (altered or replaced since); {fix}")
+            fh.seek(0)
+        tar = _open_archive(tarball, fh)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=UNPACK_SUFFIX))
+        lock_fd = os.open(tmp, os.O_RDONLY)
         try:
-            os.rename(tmp, target)
-        except OSError as exc:
-            raise NexaError(f"cannot unpack {tarball}: {target} already exists or cannot be created ({exc.strerror})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # in use: cleanup leaves it alone until this process is gone
+            with tar:
+                try:
+                    # Every member is checked before anything is written; the filter runs again on each write.
+                    members = _check_members(tar.getmembers(), where, tmp)
+                    tar.extractall(tmp, members=members, filter=lambda member, dest: _package_filter(member, dest, where))
+                except _ARCHIVE_ERRORS as exc:
+                    raise NexaError(f"{tarball} is not a valid package archive ({exc}); rebuild it") from None
+                except OSError as exc:
+                    raise NexaError(f"{where}: could not extract it into {tmp} ({exc})") from None
+            verify_unpacked(tmp, where)
+            if target.exists() or target.is_symlink():
+                raise NexaError(f"cannot unpack {tarball}: {target} already exists; remove it or pick another target")
+            try:
+                os.rename(tmp, target)
+            except OSError as exc:
+                raise NexaError(f"cannot unpack {tarball}: {target} already exists or cannot be created ({exc.strerror})") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            os.close(lock_fd)
     return target

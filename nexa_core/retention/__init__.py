@@ -7,7 +7,8 @@
 `--prune-size +2G` means what find's `-size +2G` means: a checkpoint (or run scratch folder) *larger
 than* 2 GiB is prunable. It is a second rule beside `--days`, not a total budget: a candidate goes when
 it is older than the window OR larger than the size, and nothing protected goes whatever it matches.
-Packages and releases (durable) are pruned by age only. See `plan_cleanup` for the protections.
+Packages and releases (durable) are pruned by age only. Crash leftovers (temp packages, unpack folders,
+abandoned interrupted runs) are listed and removed too. See `plan_cleanup` for the protections.
 """
 
 from nexa_core.retention.apply import apply_plan, clean_leftovers
@@ -18,7 +19,9 @@ from nexa_core.retention.size import format_size, parse_size
 
 DAYS_HELP = ("delete checkpoints, packages and releases not modified in the last DAYS days, and the whole "
              "scratch folder of a run idle that long (never a run's best or latest --keep-latest checkpoints, "
-             "a running run, the deployed or rollback release, or what a recent manifest names)")
+             "a run a live process is training, the deployed or rollback release, or what a recent manifest names); "
+             "an interrupted run idle that long is removed as a crash leftover, as are temp packages and unpack "
+             "folders of killed processes (after an hour, whatever DAYS says)")
 PRUNE_SIZE_HELP = ("also delete any checkpoint folder larger than SIZE, like find -size +SIZE, whatever its age "
                    "(same protections); e.g. +2G, 500M, 1.5G, 100K, 1024 (bytes); units are powers of 1024; "
                    "packages and releases are pruned by --days only")

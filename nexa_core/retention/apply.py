@@ -11,6 +11,7 @@ from pathlib import Path
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.common.locks import exclusive_if_free
 from nexa_core.release.deploy import _locked, current_release
 from nexa_core.retention import scan
 from nexa_core.retention.model import Candidate, Plan
@@ -22,8 +23,8 @@ def apply_plan(plan: Plan, archive: Callable[[Path], None] | None = None) -> dic
 
     Each candidate is renamed to a hidden `.deleting-<name>-<uuid>` sibling (one atomic rename: it is
     gone entirely or present entirely) and only then removed; `.deleting-*` leftovers of a crashed apply
-    are removed first. `archive(path)`, when given, runs before the rename; if it raises, that candidate
-    is skipped, not deleted. The plan is re-made first with the same settings and `now`, and a candidate
+    are removed first. `archive(path)`, when given, runs before the rename (not for crash leftovers); if it
+    raises, that candidate is skipped, not deleted. The plan is re-made first with the same settings and `now`, and a candidate
     is skipped (with the reason) when it is no longer prunable there (a run resumed, a deploy happened,
     a manifest appeared) or when anything in it changed since the plan.
     `deleted` lists Candidates, `skipped` (Candidate, reason) pairs, `errors` lines for removals that
@@ -45,7 +46,7 @@ def apply_plan(plan: Plan, archive: Callable[[Path], None] | None = None) -> dic
         if not any(real == ok or real.startswith(ok + os.sep) for ok in allowed):
             skipped.append((cand, f"no longer prunable: {kept_why.get(cand.key, 'changed since the plan')}"))
             continue
-        if archive is not None:
+        if archive is not None and cand.kind != "leftover":  # crash debris is not worth a durable copy
             try:
                 archive(cand.path)
             except Exception as exc:  # noqa: BLE001 - any archive failure means: keep it
@@ -82,17 +83,21 @@ def clean_leftovers(layout: Layout, errors: list[str] | None = None) -> list[Pat
 
 def _rename_away(layout: Layout, cand: Candidate) -> Path:
     """The atomic step: after it the candidate no longer exists under its name."""
-    size, mtime = scan.tree_stats(cand.path)
-    if mtime > cand.mtime:
-        raise NexaError(f"{cand.path} changed since the plan (newer files); plan again")
-    tomb = cand.path.with_name(f"{scan.LEFTOVER_PREFIX}{cand.path.name}-{uuid.uuid4().hex}")
-    if cand.kind == "release":  # under deploy's lock, so a rollback or deploy cannot pick it meanwhile
-        with _locked(layout):
-            if current_release(layout) == cand.run_id:
-                raise NexaError(f"{cand.path} is deployed now")
+    with contextlib.ExitStack() as held:
+        # A crash leftover's writer (or a resumed run's process) holds its flock while in use: take it, never wait.
+        if cand.hold is not None and not held.enter_context(exclusive_if_free(cand.hold)):
+            raise NexaError(f"{cand.path} is in use by a live process now")
+        size, mtime = scan.tree_stats(cand.path)
+        if mtime > cand.mtime:
+            raise NexaError(f"{cand.path} changed since the plan (newer files); plan again")
+        tomb = cand.path.with_name(f"{scan.LEFTOVER_PREFIX}{cand.path.name}-{uuid.uuid4().hex}")
+        if cand.kind == "release":  # under deploy's lock, so a rollback or deploy cannot pick it meanwhile
+            with _locked(layout):
+                if current_release(layout) == cand.run_id:
+                    raise NexaError(f"{cand.path} is deployed now")
+                os.rename(cand.path, tomb)
+        else:
             os.rename(cand.path, tomb)
-    else:
-        os.rename(cand.path, tomb)
     _fsync_dir(tomb.parent)
     return tomb
 

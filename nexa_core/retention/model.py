@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nexa_core.common.layout import Layout
 
-KINDS = ("checkpoint", "run", "package", "release")
+KINDS = ("checkpoint", "run", "package", "release", "leftover")
 DURABLE_KINDS = ("package", "release")  # kept tier: pruned by age only
 
 
@@ -17,7 +17,9 @@ class Candidate:
 
     kind: `checkpoint` (`<scratch>/runs/<run_id>/checkpoints/checkpoint-<step>/`), `run` (the whole
     `<scratch>/runs/<run_id>/` folder), `package` (`<durable>/packages/<run_id>.tar.gz`) or `release`
-    (`<durable>/deploy/releases/<run_id>/`). Run folders under `<durable>/runs/` are never candidates.
+    (`<durable>/deploy/releases/<run_id>/`), or `leftover`: what a killed process left (a temp package, an
+    unpack folder, a new current_model link, or the `<durable>/runs/<run_id>/` folder of an abandoned interrupted
+    run without final/, the only run folder under `<durable>/runs/` that is ever a candidate).
     """
 
     path: Path
@@ -28,6 +30,7 @@ class Candidate:
     reasons: list[str] = field(default_factory=list)  # prune rules it matched ("older than 7 days", ...)
     protected_by: list[str] = field(default_factory=list)  # why it must stay, whatever the rules say
     step: int | None = None  # checkpoints only
+    hold: Path | None = None  # a flock its writer holds while it is in use: taken (never waited for) to remove it
     why: str = ""  # one line for the table: the reasons when deleted, the protections or rule misses when kept
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.common.locks import in_use
 from nexa_core.retention import scan
 from nexa_core.retention.model import DURABLE_KINDS, KINDS, Candidate, Plan
 from nexa_core.retention.protect import (
@@ -19,9 +20,11 @@ from nexa_core.retention.protect import (
     manifest_guards,
     read_run_record,
 )
-from nexa_core.retention.size import format_days, format_size
+from nexa_core.retention.size import format_age, format_days, format_size
+from nexa_core.training.claim import LOCK
 
 DAY = 86400.0
+LEFTOVER_GRACE = 3600.0  # seconds a temp package or unpack folder must sit untouched before it counts as left over
 
 
 def plan_cleanup(layout: Layout, *, days: float | None, prune_size: int | None, keep_latest: int = 2,
@@ -38,11 +41,18 @@ def plan_cleanup(layout: Layout, *, days: float | None, prune_size: int | None, 
 
     Never deleted: the best checkpoint of a run (run.json `train.best_checkpoint`, and
     `best_model_checkpoint` in the newest readable trainer_state.json), each run's latest `keep_latest`
-    checkpoints (and latest `keep_latest` complete ones), everything of a run whose run.json says
-    `running` or cannot be read, the release and package of the deployed run, of the rollback target
-    and of the last 2 runs in deploy history (everything, if the deploy state cannot be read), and
-    anything a manifest younger than the window (every manifest, without `days`) names in `checkpoint`
-    or `run_dir`. Run folders under `<durable>/runs/` (final/, run.json, metrics) are never candidates.
+    checkpoints (and latest `keep_latest` complete ones), everything of a run whose run.json cannot be
+    read or says `claimed`/`running` while a live process holds its run.lock, the release and package of
+    the deployed run, of the rollback target and of the last 2 runs in deploy history (everything, if the
+    deploy state cannot be read), and anything a manifest younger than the window (every manifest, without
+    `days`) names in `checkpoint` or `run_dir`. Run folders under `<durable>/runs/` holding final/ are never
+    candidates.
+
+    Crash leftovers (kind `leftover`, and `run` for a scratch folder): a `claimed`/`running` run whose process
+    is gone is interrupted, kept whole so it can resume while anything in it (scratch or run folder) changed
+    within the window (always, without `days`); older, it is abandoned: its whole scratch folder goes, and its
+    run folder too unless it has final/. Temp packages, unpack folders and new current_model links go, whatever
+    `days` and `prune_size` say, once no live process holds their writer's flock and they are LEFTOVER_GRACE old.
     """
     days, prune_size, keep_latest, kinds = _validated(days, prune_size, keep_latest, kinds)
     now = time.time() if now is None else float(now)
@@ -54,17 +64,23 @@ def plan_cleanup(layout: Layout, *, days: float | None, prune_size: int | None, 
     manifest_guards(layout, cutoff, guards, roots)
 
     runs, pkgs, rels = scan.scratch_runs(layout), scan.packages(layout), scan.releases(layout)
+    run_dirs = dict(scan.durable_runs(layout))
     # First pass: every guard is taken before any candidate is judged (a best checkpoint may be named by path).
     records = {run_id: read_run_record(layout, run_id, guards)
-               for run_id in sorted({run_id for run_id, _ in [*runs, *pkgs, *rels]})}
+               for run_id in sorted({run_id for run_id, _ in [*runs, *pkgs, *rels]} | set(run_dirs))}
+    abandoned = _abandoned_runs(layout, guards, dict(runs), cutoff, days)
     per_run = {}
+    chosen: list[Candidate] = []
     for run_id, run_path in runs:
+        if run_id in abandoned and "run" in kinds:
+            chosen += _abandoned_candidate(run_path, "run", run_id, layout.run_dir(run_id) / LOCK, guards, days,
+                                           "whole scratch folder")
+            continue
         ckpts = scan.checkpoints(run_path)
         per_run[run_id] = (run_path, ckpts, best_checkpoints(run_id, records[run_id], run_path / "checkpoints", ckpts,
                                                            guards, roots),
                            latest_checkpoints(ckpts, keep_latest))
 
-    chosen: list[Candidate] = []
     for run_id, (run_path, ckpts, best, latest) in per_run.items():
         ckpt_cands = []
         for step, path in ckpts:
@@ -100,12 +116,76 @@ def plan_cleanup(layout: Layout, *, days: float | None, prune_size: int | None, 
             _judge(cand, cutoff, days, prune_size, by_size=kind not in DURABLE_KINDS)
             chosen.append(cand)
 
+    if "leftover" in kinds:
+        for run_id in sorted(abandoned):
+            run_dir = layout.run_dir(run_id)
+            if (run_dir / "final").exists():
+                guards.warnings.append(f"run {run_id} was interrupted after writing final/ (run.json still says "
+                                     f"{records[run_id].get('status')}): its run folder {run_dir} is kept; check it")
+            elif run_dir.is_dir():
+                chosen += _abandoned_candidate(run_dir, "leftover", run_id, run_dir / LOCK, guards, days,
+                                               "half-written run folder")
+        for item in scan.crash_leftovers(layout):
+            chosen += _leftover_candidate(item, now)
+
     chosen.sort(key=lambda c: (KINDS.index(c.kind), c.run_id, c.step or 0, str(c.path)))
     plan.delete = [c for c in chosen if c.prunable]
     plan.keep = [c for c in chosen if not c.prunable]
     plan.leftovers = scan.leftovers(layout)
     plan.warnings = guards.warnings
     return plan
+
+
+def _abandoned_runs(layout: Layout, guards: Guards, scratch: dict[str, Path], cutoff: float | None,
+                    days: float | None) -> set[str]:
+    """Interrupted runs nothing touched within the window: crash leftovers now. Younger ones stay, to resume."""
+    abandoned = set()
+    for run_id in sorted(guards.interrupted):
+        newest = max((_newest(p) for p in (layout.run_dir(run_id), scratch.get(run_id)) if p is not None), default=0.0)
+        if cutoff is not None and newest < cutoff:
+            abandoned.add(run_id)
+        else:
+            until = f" until nothing in it changed for {format_days(days)}" if days is not None else ""
+            guards.guard_run(run_id, f"interrupted run (no live process holds its {LOCK}): kept so it can resume{until}")
+    return abandoned
+
+
+def _abandoned_candidate(path: Path, kind: str, run_id: str, lock: Path, guards: Guards, days: float,
+                         what: str) -> list[Candidate]:
+    """The scratch folder (checkpoints and all) or the final-less run folder of an abandoned interrupted run:
+    a crash leftover, not a run to resume, so its best and latest checkpoints are not kept for it."""
+    cand = _candidate(path, kind, run_id)
+    if cand is None:
+        return []
+    cand.hold = lock  # taken while it goes, so a process resuming the run meanwhile keeps it
+    cand.reasons.append(f"{what} of an interrupted run abandoned: no live process holds it and nothing in it "
+                        f"changed in {format_days(days)}")
+    cand.protected_by += guards.for_path(path) + guards.deployed.get(run_id, [])
+    _explain(cand, [])
+    return [cand]
+
+
+def _leftover_candidate(item: scan.CrashLeftover, now: float) -> list[Candidate]:
+    """A temp package, unpack folder or link: removed once its writer's flock is free and it is LEFTOVER_GRACE old
+    (the grace covers the instant between its creation and its flock, and writers that take none)."""
+    cand = _candidate(item.path, "leftover", item.run_id)
+    if cand is None:
+        return []
+    cand.hold = item.hold
+    cand.reasons.append(item.what)
+    if in_use(item.hold):
+        cand.protected_by.append("in use: a live process holds it")
+    elif now - cand.mtime < LEFTOVER_GRACE:
+        cand.protected_by.append(f"modified within {format_age(LEFTOVER_GRACE)}: it may still be being written")
+    _explain(cand, [])
+    return [cand]
+
+
+def _newest(path: Path) -> float:
+    try:
+        return scan.tree_stats(path)[1]
+    except FileNotFoundError:
+        return 0.0
 
 
 def _candidate(path: Path, kind: str, run_id: str, step: int | None = None) -> Candidate | None:
@@ -130,6 +210,11 @@ def _judge(cand: Candidate, cutoff: float | None, days: float | None, prune_size
             cand.reasons.append(f"larger than {format_size(prune_size)}")
         else:
             misses.append(f"not larger than {format_size(prune_size)}")
+    _explain(cand, misses, prune_size)
+
+
+def _explain(cand: Candidate, misses: list[str], prune_size: int | None = None) -> None:
+    """`why`: the reasons when it goes, the protections (or the rules it missed) when it stays."""
     if cand.prunable:
         cand.why = "; ".join(cand.reasons)
     elif cand.protected_by:

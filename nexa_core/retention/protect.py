@@ -9,8 +9,10 @@ from pathlib import Path, PurePath
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
+from nexa_core.common.locks import holder
 from nexa_core.release.deploy import _stack, current_release, history
 from nexa_core.retention.scan import CHECKPOINT_RE, read_json
+from nexa_core.training.claim import LOCK, UNFINISHED
 from nexa_core.training.record import RECORD  # light: nexa_core.training loads transformers lazily
 
 TRAINER_STATE = "trainer_state.json"
@@ -22,6 +24,7 @@ class Guards:
 
     runs: dict[str, list[str]] = field(default_factory=dict)  # run_id -> reasons guarding all its artefacts
     deployed: dict[str, list[str]] = field(default_factory=dict)  # run_id -> reasons guarding release + package
+    interrupted: set[str] = field(default_factory=set)  # claimed/running runs whose process is gone
     deploy_unknown: str | None = None  # deploy state unreadable: every release and package stays
     paths: list[tuple[str, str]] = field(default_factory=list)  # (realpath, reason): it and all around it stay
     warnings: list[str] = field(default_factory=list)
@@ -45,7 +48,8 @@ class Guards:
 
 
 def read_run_record(layout: Layout, run_id: str, guards: Guards) -> dict:
-    """The run's run.json (or {}); a running or unreadable record guards everything of the run."""
+    """The run's run.json (or {}). An unreadable record, or a claimed/running one whose run.lock a live process
+    holds, guards everything of the run; a claimed/running one nobody holds is noted in `guards.interrupted`."""
     path = layout.run_dir(run_id) / RECORD
     record, ok = read_json(path)
     if not ok or (record is not None and not isinstance(record, dict)):
@@ -53,8 +57,13 @@ def read_run_record(layout: Layout, run_id: str, guards: Guards) -> dict:
         guards.warnings.append(f"{path} is unreadable: run {run_id} is kept whole; fix or remove that file")
         return {}
     record = record or {}
-    if record.get("status") in ("claimed", "running"):
-        guards.guard_run(run_id, f"run is {record['status']} (status in run.json): it may resume")
+    status = record.get("status")
+    if status in UNFINISHED:
+        who = holder(layout.run_dir(run_id) / LOCK)
+        if who:
+            guards.guard_run(run_id, f"run is {status} ({who} holds its {LOCK})")
+        else:
+            guards.interrupted.add(run_id)
     return record
 
 

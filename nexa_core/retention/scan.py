@@ -7,16 +7,21 @@ import os
 import re
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nexa_core.common.layout import Layout
 from nexa_core.common.run_ids import RUN_ID_RE
-from nexa_core.release.deploy import releases_dir
+from nexa_core.release.deploy import LOCK_NAME, TMP_LINK_RE, releases_dir
+from nexa_core.release.packaging import TMP_SUFFIX, UNPACK_SUFFIX
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LEFTOVER_PREFIX = ".deleting-"
 PACKAGE_SUFFIX = ".tar.gz"
+# The temp names packaging and deploy write (tempfile's random part is 8 characters).
+TMP_PACKAGE_RE = re.compile(rf"\.(?P<run_id>.+){re.escape(PACKAGE_SUFFIX)}\.[a-z0-9_]{{8}}{re.escape(TMP_SUFFIX)}")
+UNPACK_RE = re.compile(rf"\.(?P<run_id>.+)\.[a-z0-9_]{{8}}{re.escape(UNPACK_SUFFIX)}")
 
 
 def tree_stats(path: Path) -> tuple[int, float]:
@@ -87,7 +92,7 @@ def releases(layout: Layout) -> list[tuple[str, Path]]:
 
 def leftovers(layout: Layout) -> list[Path]:
     """`.deleting-*` entries left by an apply that crashed between its rename and its rmtree."""
-    parents = [layout.scratch / "runs", layout.packages_dir, releases_dir(layout)]
+    parents = [layout.scratch / "runs", layout.runs_dir, layout.packages_dir, releases_dir(layout), layout.deploy_dir]
     parents += [run / "checkpoints" for _, run in scratch_runs(layout)]
     found = []
     for parent in parents:
@@ -96,6 +101,44 @@ def leftovers(layout: Layout) -> list[Path]:
         except (FileNotFoundError, NotADirectoryError):
             continue
     return sorted(found)
+
+
+@dataclass
+class CrashLeftover:
+    """A temp file or folder a killed `nexa package` or `nexa deploy` left; `hold` is the flock its writer holds
+    while it is in use (the item itself, or deploy's lock)."""
+
+    path: Path
+    run_id: str
+    what: str
+    hold: Path
+
+
+def crash_leftovers(layout: Layout) -> list[CrashLeftover]:
+    """Temp packages in packages/, unpack folders in deploy/releases/, new current_model links in deploy/."""
+    found = []
+    for parent, pattern, what in ((layout.packages_dir, TMP_PACKAGE_RE, "temporary package of an interrupted `nexa package`"),
+                                  (releases_dir(layout), UNPACK_RE, "unpack folder of an interrupted deploy"),
+                                  (layout.deploy_dir, TMP_LINK_RE, "new current_model link of an interrupted deploy")):
+        try:
+            children = sorted(parent.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for p in children:
+            match = pattern.fullmatch(p.name)
+            if not match:
+                continue
+            run_id = match.groupdict().get("run_id") or ""
+            if pattern is TMP_LINK_RE:
+                found.append(CrashLeftover(p, run_id, what, layout.deploy_dir / LOCK_NAME))
+            elif RUN_ID_RE.fullmatch(run_id):
+                found.append(CrashLeftover(p, run_id, what, p))
+    return found
+
+
+def durable_runs(layout: Layout) -> list[tuple[str, Path]]:
+    """Run folders under <durable>/runs/ (records, final/ models)."""
+    return [(p.name, p) for p in _real_dirs(layout.runs_dir) if RUN_ID_RE.fullmatch(p.name)]
 
 
 def read_json(path: Path) -> tuple[Any, bool]:
