@@ -184,3 +184,12 @@ def test_a_training_of_a_busy_run_id_waits_for_its_holder(recipe, cfg, layout, t
     assert proc.wait(timeout=120) == 2
     last = err_path.read_text().strip().splitlines()[-1]
     assert f"run {RUN} failed (stopped by the test) and is not resumed" in last
+
+
+def test_a_folder_cleanup_is_deleting_is_never_resumed(cfg, layout):
+    with claim_run(cfg, "v1", layout) as first:
+        update_record(first.run_dir, status="running")
+    doomed = layout.runs_dir / f".deleting-{first.run_id}-1"
+    first.run_dir.rename(doomed)  # what a cleanup that crashed mid-delete leaves
+    with claim_run(cfg, "v1", layout) as again:
+        assert not again.resuming and again.run_id != doomed.name

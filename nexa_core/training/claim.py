@@ -21,7 +21,7 @@ from pathlib import Path
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.locks import FileLock, holder
-from nexa_core.common.run_ids import new_run_id, validate_run_id
+from nexa_core.common.run_ids import RUN_ID_RE, new_run_id, validate_run_id
 from nexa_core.config import NexaConfig
 from nexa_core.training.record import read_record, update_record, work_key
 
@@ -100,7 +100,8 @@ def _resume_refusal(run_dir: Path, run_id: str, key: str) -> str:
 def _unfinished(layout: Layout, key: str) -> list[Path]:
     if not layout.runs_dir.is_dir():
         return []
-    runs = sorted((p for p in layout.runs_dir.iterdir() if p.is_dir()), reverse=True)
+    # Run folders only: cleanup's `.deleting-<id>-...` folders (and manifests/) are never runs to resume.
+    runs = sorted((p for p in layout.runs_dir.iterdir() if p.is_dir() and RUN_ID_RE.fullmatch(p.name)), reverse=True)
     return [p for p in runs if (r := read_record(p)) and r.get("key") == key and r.get("status") in UNFINISHED]
 
 
@@ -108,12 +109,24 @@ def _claim_interrupted(layout: Layout, key: str) -> RunClaim | None:
     """The newest unfinished run of this work whose holder is gone; runs still held are left to their holder."""
     for run_dir in _unfinished(layout, key):
         lock = FileLock(run_dir / LOCK)
-        if not lock.acquire(block=False):
+        if not _acquire_unless_held(lock):
             continue
         if (read_record(run_dir) or {}).get("status") in UNFINISHED:  # not finished while we took the lock
             return RunClaim(run_dir.name, run_dir, True, f"resuming interrupted run {run_dir.name}", lock=lock)
         lock.release()
     return None
+
+
+def _acquire_unless_held(lock: FileLock, probes: int = 5) -> bool:
+    """Take a lock that only a probe (`holder()`, cleanup's check) may hold, for an instant: retry briefly, so a
+    probe is not mistaken for a live trainer."""
+    for _ in range(probes):
+        if lock.acquire(block=False):
+            return True
+        if holder(lock.path) is not None:
+            return False  # held exclusively: a process is training it (a probe's shared lock lets holder() in)
+        time.sleep(0.05)
+    return False
 
 
 def _busy_runs(layout: Layout, key: str) -> list[str]:
