@@ -27,7 +27,8 @@ def _layout(args) -> Layout:
 def cmd_prepare(args) -> None:
     cfg = _config(args)
     dataset = prepare(cfg, Layout.from_storage(cfg.storage))
-    print(json.dumps({"version": dataset.version, "path": str(dataset.path), "counts": dataset.counts,
+    print(json.dumps({"version": dataset.version, "label": dataset.label, "line": dataset.line,
+                      "path": str(dataset.path), "counts": dataset.counts,
                       "drops": dataset.drop_counts, "labels": dataset.labels}, indent=2))
 
 

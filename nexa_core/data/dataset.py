@@ -18,10 +18,14 @@ class PreparedDataset:
     source: str
     num_raw_rows: int
     reused: bool = False  # True when this version was already stored and nothing was written
+    # The line (source + data settings) whose "latest" this version is, and its readable part (source, sample
+    # size); "" for folders written before lines existed (nexa_core/data/lines.py).
+    line: str = ""
+    label: str = ""
 
     def metadata(self) -> dict:
         """What the UI shows for a dataset version (row counts per split, drops per reason)."""
-        return {"dataset_version": self.version, "data_hash": self.version, "dataset_path": self.path,
+        return {"dataset_version": self.version, "dataset_label": self.label, "data_hash": self.version, "dataset_path": self.path,
                 "source": self.source, "labels": self.labels, "raw_rows": self.num_raw_rows,
                 **{f"rows_{split}": n for split, n in self.counts.items()},
                 **{f"dropped_{reason}": n for reason, n in self.drop_counts.items()}}

@@ -41,6 +41,7 @@ from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.common.errors import NexaError
 from nexa_core.config import DataConfig
 from nexa_core.data.drops import validate_drop_name
+from nexa_core.data.lines import DROPS_LINE, mark_latest
 from nexa_core.data.loading import load_file, raw_row_count
 from nexa_core.data.prepare import LATEST, META, VERSION_CHARS, PreparedDataset
 from nexa_core.data.splitting import SPLITS
@@ -219,18 +220,21 @@ def build_version(cfg: DataConfig, datasets_dir: str | os.PathLike, root: str | 
         final = datasets_dir / version
         if not (final / META).is_file():
             meta = {"version": version, "labels": new_labels, "counts": counts, "drop_counts": drop_counts,
-                    "source": source, "num_raw_rows": raw_rows, "created_at": datetime.now(timezone.utc).isoformat(),
+                    "source": source, "line": DROPS_LINE, "label": DROPS_LINE, "num_raw_rows": raw_rows,
+                    "created_at": datetime.now(timezone.utc).isoformat(),
                     "text_column": cfg.text_column, "label_column": cfg.label_column, "seed": seed,
                     "params": cfg.model_dump(include={"drop_labels", "validation_fraction", "test_fraction"}),
                     "incremental": {"parent": parent, "new_drops": [d["name"] for d in new],
                                     "num_drops": len(included)}}
             _write_linked_version(datasets_dir, final, parts, meta)
+        mark_latest(datasets_dir, DROPS_LINE, version)
         atomic_write_text(datasets_dir / LATEST, version)
         db.execute("INSERT INTO versions (version, upto_drop, labels, counts, drop_counts, raw_rows, created_at) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (version, new[-1]["seq"], json.dumps(new_labels), json.dumps(counts),
                                                     json.dumps(drop_counts), raw_rows,
                                                     datetime.now(timezone.utc).isoformat()))
-    return PreparedDataset(version, final, new_labels, counts, drop_counts, source, raw_rows)
+    return PreparedDataset(version, final, new_labels, counts, drop_counts, source, raw_rows, line=DROPS_LINE,
+                           label=DROPS_LINE)
 
 
 def _ensure_parts(root: Path, included: list[tuple[int, str]], labels: list[str]) -> list[Path]:

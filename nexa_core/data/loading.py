@@ -92,9 +92,14 @@ def _detect(path: Path) -> Optional[tuple[str, Optional[str]]]:
     return fmt, compression
 
 
-def _load_folder(folder: Path, encoding: str, columns: tuple[str, ...]) -> pd.DataFrame:
+def folder_files(folder: Path) -> list[Path]:
+    """The data files a folder source is read from, in order."""
     # Hidden and `_`-prefixed files are tool droppings (.DS_Store, _SUCCESS), never data.
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _detect(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and _detect(p))
+
+
+def _load_folder(folder: Path, encoding: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    files = folder_files(folder)
     if not files:
         raise NexaError(
             f"data.path: folder {folder} has no data files (supported: {SUPPORTED}); add files or fix the path"

@@ -1,6 +1,8 @@
 """Turn `data:` config into a stored, content-addressed dataset version: load -> clean -> split -> hash -> write.
 
-Layout: `<datasets_dir>/<version>/{train,validation,test}.parquet` + `dataset.json`, and `<datasets_dir>/LATEST`.
+Layout: `<datasets_dir>/<version>/{train,validation,test}.parquet` + `dataset.json`; `<datasets_dir>/lines/<line>`
+names the newest version of each line (source + data settings, lines.py) and `<datasets_dir>/LATEST` the newest
+of any line.
 The version is a hash of the split contents, so the same data and parameters always give the same version
 (and re-preparing reuses the stored folder) while any changed row gives a new one.
 """
@@ -23,6 +25,7 @@ from nexa_core.common.atomic import atomic_write_json, atomic_write_text
 from nexa_core.common.errors import NexaError
 from nexa_core.config import DataConfig
 from nexa_core.data.dataset import PreparedDataset
+from nexa_core.data.lines import dataset_label, line_of, mark_latest
 from nexa_core.data.loading import describe_source, load_raw, raw_row_count
 from nexa_core.data.splitting import SPLITS, split_dataset
 from nexa_core.data.validation import clean
@@ -41,6 +44,7 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
     labels = sorted(str(label) for label in cleaned["label"].unique())
     version = content_version(splits, labels)
     counts = {name: len(splits[name]) for name in SPLITS}
+    line, label = line_of(cfg, seed), dataset_label(cfg)
 
     root = Path(datasets_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -55,6 +59,8 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
             "counts": counts,
             "drop_counts": drop_counts,
             "source": source,
+            "line": line,
+            "label": label,
             "num_raw_rows": num_raw_rows,
             "created_at": datetime.now(timezone.utc).isoformat(),  # microseconds: versions sort by it
             "text_column": cfg.text_column,
@@ -64,8 +70,9 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
                                               "validation_fraction", "test_fraction"}),
         }
         reused = _write_version(root, final, splits, labels, meta)
+    mark_latest(root, line, version)
     atomic_write_text(root / LATEST, version)
-    return PreparedDataset(version, final, labels, counts, drop_counts, source, num_raw_rows, reused)
+    return PreparedDataset(version, final, labels, counts, drop_counts, source, num_raw_rows, reused, line, label)
 
 
 def load_prepared(folder: str | os.PathLike, field: str = "dataset") -> PreparedDataset:
@@ -78,7 +85,8 @@ def load_prepared(folder: str | os.PathLike, field: str = "dataset") -> Prepared
                         "prepare it first (training_dataset, or incremental_dataset for drops)") from None
     return PreparedDataset(meta["version"], folder, list(meta["labels"]), dict(meta.get("counts", {})),
                            dict(meta.get("drop_counts", {})), str(meta.get("source", "")),
-                           int(meta.get("num_raw_rows", 0)), reused=True)
+                           int(meta.get("num_raw_rows", 0)), reused=True, line=str(meta.get("line", "")),
+                           label=str(meta.get("label", "")))
 
 
 def content_version(splits: dict[str, pd.DataFrame], labels: list[str]) -> str:

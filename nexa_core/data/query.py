@@ -1,8 +1,14 @@
 """The runbooks' query utility: list prepared dataset versions and read their splits as DataFrames.
 
     from nexa_core.data import DataQuery
-    df = DataQuery().get_training_dataset()            # latest version, train split
+    df = DataQuery().get_training_dataset()            # latest version of the active recipe's line, train split
     DataQuery().get_training_dataset("3f2a...", "all")  # every split, with a `split` column
+    DataQuery(line="rotten-tomatoes-corpus-n300-9b8e1c2d").get_training_dataset()  # another line's latest
+
+A line is one source with one set of data settings (lines.py). "latest" with no line is the latest version of the
+active recipe's line (NEXA_CONFIG, else configs/default.yaml), so an override run preparing its own line never
+changes it; where that line was never prepared under the folder (other data, or folders from before lines),
+it is the most recently prepared version of any line (`LATEST`).
 
 Distillation artefacts live next to the training datasets, in `<root>/../distillation/`:
     teacher_inputs/<version>/inputs.parquet                      get_teacher_inputs(version)
@@ -25,6 +31,8 @@ import pandas as pd
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.config import StorageConfig
+from nexa_core.data.lines import latest_of, recipe_line, validate_line
+from nexa_core.data.lines import lines as line_pointers
 from nexa_core.data.names import INPUTS_DIR, INPUTS_FILE, INPUTS_META, validate_name
 from nexa_core.data.prepare import LATEST, META
 from nexa_core.data.splitting import SPLITS
@@ -38,12 +46,18 @@ PAIRS_META = "pairs.json"
 
 
 class DataQuery:
-    def __init__(self, root: Optional[str | os.PathLike] = None, distill_root: Optional[str | os.PathLike] = None):
+    def __init__(self, root: Optional[str | os.PathLike] = None, distill_root: Optional[str | os.PathLike] = None,
+                 *, line: Optional[str] = None):
         # StorageConfig() reads NEXA_SHARED when created, so the default follows the environment at call time.
         self.root = Path(root).expanduser() if root is not None else Layout.from_storage(StorageConfig()).datasets_dir
         # Layout.distill_dir is datasets_dir.parent / "distillation": the same folder for the default root.
         self.distill_root = (Path(distill_root).expanduser() if distill_root is not None
                              else self.root.parent / "distillation")
+        self.line = validate_line(line) if line is not None else None
+
+    def lines(self) -> dict[str, str]:
+        """Every dataset line prepared under the folder and its latest version."""
+        return line_pointers(self.root)
 
     def versions(self) -> list[str]:
         """Stored versions, oldest first (by created_at in dataset.json)."""
@@ -194,6 +208,16 @@ class DataQuery:
         return [name for _, name in sorted(found)]
 
     def _latest(self) -> str:
+        line = self.line or recipe_line()
+        version = latest_of(self.root, line) if line else None
+        if version is not None:
+            if not _VERSION_RE.fullmatch(version) or not (self.root / version / META).is_file():
+                raise NexaError(f"line {line!r} names {version!r}, which is not a stored version under {self.root}; "
+                                "prepare that recipe's data again")
+            return version
+        if self.line:
+            known = ", ".join(self.lines()) or "none"
+            raise NexaError(f"line: {self.line!r} was never prepared under {self.root}; lines: {known}")
         pointer = self.root / LATEST
         if not pointer.is_file():
             raise NexaError(f"no prepared dataset under {self.root} (no {LATEST} file); run the data preparation first")

@@ -23,6 +23,7 @@ from nexa_dagster.resources import (
     S3StorageResource,
     telemetry_metadata,
 )
+from nexa_dagster.run_tags import RUN_ID_TAG, TEACHER_RUN_ID_TAG, tag_run
 
 GROUP = "distillation"
 
@@ -37,6 +38,7 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.reachable_settings())
+    tag_run(context, TEACHER_RUN_ID_TAG, teacher.run_id)
     if teacher.trained:
         usage.save(layout.run_dir(teacher.run_id) / "telemetry")
     context.log.info(f"teacher {teacher.version} at {teacher.path} ({'trained' if teacher.trained else 'reused'})")
@@ -91,6 +93,7 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
         student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs,
                                          storage=storage.reachable_settings())
+    tag_run(context, RUN_ID_TAG, student.run_id)
     usage.save(layout.run_dir(student.run_id) / "telemetry")
     return dg.Output(student, metadata={**to_metadata(student.metadata()), **telemetry_metadata(usage.summary)})
 

@@ -1,13 +1,15 @@
-"""`training_dataset`: validated, de-duplicated, split and content-hashed data."""
+"""`training_dataset`: validated, de-duplicated, split and content-hashed data, from `training_source`."""
 
 import dagster as dg
 
 from nexa_core.data.dataset import PreparedDataset
+from nexa_dagster.defs.training.source import training_source
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe
 
 
-@dg.asset(group_name="training", kinds={"parquet"}, description="Validated, de-duplicated, stratified splits.")
+@dg.asset(group_name="training", kinds={"parquet"}, deps=[training_source],
+          description="Validated, de-duplicated, stratified splits.")
 def training_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe) -> dg.Output[PreparedDataset]:
     from nexa_core.data.prepare import dataset_for
 

@@ -1,4 +1,4 @@
-"""`training_pipeline`: data -> model -> evaluation -> manifest -> package -> deployment -> mirror."""
+"""`training_pipeline`: source observation -> data -> model -> evaluation -> manifest -> package -> deployment -> mirror."""
 
 import dagster as dg
 
@@ -6,6 +6,7 @@ from nexa_dagster.defs.release.lines import TRAINED_LINE
 
 training_pipeline = dg.define_asset_job(
     "training_pipeline",
-    selection=dg.AssetSelection.groups("training") | dg.AssetSelection.assets(*TRAINED_LINE.release_assets),
+    # Groups select materializable assets only: the source is named so each run records its content version.
+    selection=dg.AssetSelection.groups("training") | dg.AssetSelection.assets("training_source", *TRAINED_LINE.release_assets),
     description="Fine-tune, evaluate, gate, record, package and deploy a classifier.",
 )

@@ -13,6 +13,7 @@ from nexa_dagster.resources import (
     S3StorageResource,
     telemetry_metadata,
 )
+from nexa_dagster.run_tags import RUN_ID_TAG, tag_run
 
 
 @dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, pool="gpu", description="Fine-tuned classifier.")
@@ -25,6 +26,7 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     durable = storage.reachable_settings()
     with claim_run(cfg, training_dataset.version, layout) as claim:
         context.log.info(claim.message)
+        tag_run(context, RUN_ID_TAG, claim.run_id)
         with telemetry.measure(cfg.telemetry, claim.run_dir / "telemetry", "train") as usage:
             result = trainer.train(cfg, training_dataset.path, claim.run_id, layout, storage=durable)
     model = TrainedModel.from_result(result, training_dataset)
