@@ -35,11 +35,12 @@ def group_of(key: str, value: Any) -> str:
 
 
 def rounded(key: str, value: float) -> float:
-    if not math.isfinite(value):
+    """Seconds to 2 decimals; else 4 significant digits, but whole numbers stay whole (81559 MB, not 81560)."""
+    if not math.isfinite(value) or value == 0:
         return value
     if key.endswith(("seconds", "_s")):
         return round(value, 2)
-    return float(f"{value:.4g}")
+    return float(round(value, max(0, 3 - math.floor(math.log10(abs(value))))))
 
 
 def plain(value: Any, key: str = "") -> Any:

@@ -1,65 +1,17 @@
 """Readable asset metadata: curves first on training assets, few plotted numbers, rounded, grouped, nothing
 absent shown as "None", no GPU figures without a GPU. The slow materializations that check real assets with
-`assert_readable` and `assert_training_curve` live in test_pipeline_materialize.py and test_distill_materialize.py."""
+tests/metadata_helpers.py (`assert_readable`, `assert_training_curve`) live in test_pipeline_materialize.py,
+test_distill_materialize.py and test_distill_causal.py."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from pathlib import Path
-
-import dagster as dg
 
 from nexa_core.config import validate_config
 from nexa_core.training.plots import curve_series, loss_curve
 from nexa_dagster.metadata import CURVE, MAX_PLOTTED, OVERFLOW, group_of, telemetry_values, to_metadata, training_metadata
-
-GPU_FIGURES = ("gpu_hours", "cost_usd", "energy_kwh", "gpu_util_mean_pct", "gpu_memory_peak_mb", "gpu_count")
-
-
-def _numbers(metadata: dict) -> list[str]:
-    return [k for k, v in metadata.items() if isinstance(v, (dg.FloatMetadataValue, dg.IntMetadataValue))]
-
-
-def assert_readable(result, *, gpu: bool = False) -> None:
-    """Every materialization and check of a run: at most MAX_PLOTTED numbers, no "None", GPU figures only on a GPU."""
-    events = [(str(e.asset_key.path), e.materialization.metadata) for e in result.get_asset_materialization_events()]
-    events += [(e.check_name, e.metadata) for e in result.get_asset_check_evaluations()]
-    assert events
-    for name, meta in events:
-        assert len(_numbers(meta)) <= MAX_PLOTTED, (name, _numbers(meta))
-        for key, value in meta.items():
-            assert value.value != "None" and '"None"' not in json.dumps(_jsonable(value.value)), (name, key)
-        if "telemetry_source" in meta and not gpu:
-            assert not set(GPU_FIGURES) & set(meta), (name, set(GPU_FIGURES) & set(meta))
-            assert meta["gpu"].value.startswith("none on this machine ("), name
-
-
-def _jsonable(value):
-    if isinstance(value, dg.TableMetadataValue):
-        return [r.data for r in value.records]
-    return value if isinstance(value, (dict, list, str, int, float, bool)) else str(value)
-
-
-def raw_metadata(result, asset: str) -> dict[str, dg.MetadataValue]:
-    [mat] = result.asset_materializations_for_node(asset)
-    return dict(mat.metadata)
-
-
-def assert_training_curve(metadata: dict) -> Path:
-    """The first entry is the curves image, named plainly, embedding the PNG written beside the run, and the run's
-    log has both a training and a validation loss series (the data that image plots)."""
-    key, value = next(iter(metadata.items()))
-    assert key == CURVE and isinstance(value, dg.MarkdownMetadataValue)
-    embedded = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", value.value).group(1)
-    png = Path(metadata["loss_curve_path"].value)
-    assert png.is_file() and base64.b64decode(embedded) == png.read_bytes()
-    from nexa_core.training.callbacks import read_log
-
-    panels = curve_series(read_log(png.parent / "logs" / "train_log.jsonl"))
-    assert panels["loss"]["training loss (raw)"] and panels["loss"]["validation loss"]
-    return png
+from tests.metadata_helpers import GPU_FIGURES, assert_training_curve, numbers
 
 
 def test_values_are_grouped_rounded_and_absent_ones_left_out():
@@ -74,7 +26,7 @@ def test_values_are_grouped_rounded_and_absent_ones_left_out():
 
 def test_at_most_twenty_plotted_numbers_the_rest_in_one_entry():
     meta = to_metadata({f"figure_{i:02d}": float(i) for i in range(25)})
-    assert _numbers(meta) == [f"figure_{i:02d}" for i in range(MAX_PLOTTED)]
+    assert numbers(meta) == [f"figure_{i:02d}" for i in range(MAX_PLOTTED)]
     assert meta[OVERFLOW].value == {f"figure_{i:02d}": float(i) for i in range(MAX_PLOTTED, 25)}
 
 

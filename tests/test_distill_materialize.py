@@ -10,7 +10,7 @@ import pytest
 
 from tests.dagster_helpers import metadata as _meta
 from tests.dagster_helpers import run_job
-from tests.test_asset_metadata import assert_readable, assert_training_curve, raw_metadata
+from tests.metadata_helpers import assert_readable, assert_training_curve, raw_metadata
 from tests.tiny import make_tiny_bert
 
 pytestmark = pytest.mark.slow

@@ -34,7 +34,7 @@ class Teacher:
 
         return {**training_figures(self.train_metrics, self.best_eval), "teacher_version": self.version,
                 "trained_now": self.trained, "run_id": self.run_id or self.trained_by, "pinned": self.run_id is None,
-                "path": self.path}
+                "teacher_path": self.path}  # not `path`: the IO manager's entry of that name would hide it
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def infra_report(context: dg.AssetExecutionContext, nexa: NexaRecipe,
             "cuda": report["cuda"], "cudnn": report["cudnn"], "nccl": report["nccl"],
             "gpu_count": report["gpu_count"],
             "gpu": None if report["gpu_count"] else f"none on this machine ({report['no_gpu_reason']})",
-            "gpus": report["gpus"],
+            "gpus": dg.MetadataValue.json(report["gpus"]),  # the inventory as recorded, not a table
             "cpu_count": report["host"]["cpu_count"],
             "memory_total_mb": report["host"]["memory_total_mb"],
             "git_commit": report["git_commit"] or report["git"]["note"],
