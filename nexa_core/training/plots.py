@@ -44,7 +44,7 @@ def loss_curve(log_path: str | Path, out_png: str | Path) -> Path | None:
             style = {"alpha": 0.35} if name.endswith("(raw)") else {"marker": "o"} if name.startswith("validation") else {}
             ax.plot(steps, values, label=name, **style)
         ax.set_xlabel("optimizer step")
-        ax.set_ylabel(panel)
+        ax.set_ylabel("loss" if panel == "loss" else "score")
         ax.set_title("loss" if panel == "loss" else "validation scores")
         ax.legend()
     fig.tight_layout()
