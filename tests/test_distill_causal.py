@@ -8,6 +8,7 @@ import pytest
 from nexa_core.config import validate_config
 from nexa_core.distill.sft import sft_features, train_causal_student
 from tests.dagster_helpers import metadata, run_job
+from tests.metadata_helpers import assert_training_curve, raw_metadata
 from tests.tiny_gpt2 import make_tiny_gpt2
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,8 @@ def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, 
     pairs = metadata(result, "distillation_pairs")
     assert pairs["kept"] > 0
     evaluation = metadata(result, "student_evaluation")
-    assert evaluation["student_parameters"] < evaluation["teacher_parameters"]
+    teacher_row, student_row = (r.data for r in evaluation["teacher_vs_student"].records)
+    assert student_row["parameters"] < teacher_row["parameters"] and "accuracy" not in student_row
+    assert_training_curve(raw_metadata(result, "student_model"))  # the SFT student logs the same curves
     assert evaluation["agreement"] >= 0.5  # the student answers like its teacher
     assert metadata(result, "student_deployed_model")["run_id"].startswith("tiny-student_")

@@ -10,6 +10,7 @@ import pytest
 
 from tests.dagster_helpers import metadata as _meta
 from tests.dagster_helpers import run_job
+from tests.metadata_helpers import assert_readable, assert_training_curve, raw_metadata
 from tests.tiny import make_tiny_bert
 
 pytestmark = pytest.mark.slow
@@ -37,13 +38,20 @@ def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_
     pairs = _meta(first, "distillation_pairs")
     assert pairs["kept"] + sum(v for k, v in pairs.items() if k.startswith("dropped_")) == pairs["total"]
     evaluation = _meta(first, "student_evaluation")
-    assert evaluation["student_parameters"] < evaluation["teacher_parameters"]
-    assert 0 <= evaluation["agreement"] <= 1 and evaluation["student_latency_ms"] > 0
+    teacher_row, student_row = (r.data for r in evaluation["teacher_vs_student"].records)
+    assert teacher_row["model"] == "teacher" and student_row["model"] == "student"
+    assert student_row["parameters"] < teacher_row["parameters"] and student_row["accuracy"] == evaluation["accuracy"]
+    assert 0 <= evaluation["agreement"] <= 1 and evaluation["student_latency_ms"] == student_row["latency_ms"] > 0
+    # Training is visible: the teacher trained here and the student open with their curves.
+    for asset in ("teacher_model", "student_model"):
+        assert assert_training_curve(raw_metadata(first, asset)).parent.name == _meta(first, asset)["run_id"]
+    assert list(raw_metadata(first, "student_evaluation"))[0] == "teacher_vs_student"
+    assert_readable(first)
     deployed = Path(_meta(first, "student_deployed_model")["current_model"])
     run_id = _meta(first, "student_model")["run_id"]
     assert run_id.startswith("tiny-student_") and deployed.resolve().parent.name == run_id
     manifest = json.loads((Path(recipe["storage"]["durable"]) / "runs/manifests" / f"{run_id}.json").read_text())
-    assert manifest["metrics"]["accuracy"] == evaluation["accuracy"]
+    assert manifest["metrics"]["accuracy"] == pytest.approx(evaluation["accuracy"], 1e-3)
     checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
     assert checks["meets_thresholds"] is True
 
@@ -55,6 +63,8 @@ def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_
     second = _run(recipe, instance, "v2")
     assert second.success
     assert _meta(second, "teacher_model")["trained_now"] is False
+    # The reused teacher still shows the curves of the run that trained it.
+    assert_training_curve(raw_metadata(second, "teacher_model"))
     assert _meta(second, "teacher_inputs")["rows_unlabelled"] == 5
     assert _meta(second, "teacher_outputs")["computed"] == 5
     assert _meta(second, "teacher_outputs")["skipped"] == outputs["computed"]

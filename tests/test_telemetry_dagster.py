@@ -77,18 +77,19 @@ def test_training_and_evaluation_carry_telemetry_cost_and_fingerprint(recipe, tm
     assert result.success
     model = _meta(result, "trained_model")
     assert model["telemetry_source"] == "nvml" and model["gpu_count"] == 2
-    assert model["gpu_util_mean_pct"] == 75 and model["gpu_util_max_pct"] == 75
+    assert model["gpu_util_mean_pct"] == 75 and model["other_telemetry_figures"]["gpu_util_max_pct"] == 75
     assert model["gpu_memory_peak_mb"] == 2048 and model["gpu_power_mean_w"] == 800  # both GPUs' draw
     wall = model["telemetry_wall_seconds"]
-    assert model["gpu_hours"] == pytest.approx(2 * wall / 3600)
+    assert model["gpu_hours"] == pytest.approx(2 * wall / 3600, rel=1e-3)  # metadata keeps 4 significant digits
     assert model["energy_kwh"] == pytest.approx(800 * wall / 3.6e6, rel=0.1)  # the counter, at 400 W each
-    assert model["cost_usd"] == pytest.approx(model["gpu_hours"] * 3.6 + model["energy_kwh"] * 0.25)
+    assert model["cost_usd"] == pytest.approx(model["gpu_hours"] * 3.6 + model["energy_kwh"] * 0.25, rel=1e-3)
+    assert "gpu" not in model and model["gpus"].records[0].data["uuid"] == "GPU-fake-0000"  # no "no GPU" reason
     run_dir = Path(model["run_dir"])
     record = json.loads((run_dir / "run.json").read_text())
     env = json.loads((run_dir / "environment.json").read_text())
     assert record["environment_fingerprint"] == env["fingerprint"] == model["environment_fingerprint"]
     train = json.loads((run_dir / "telemetry" / "train.json").read_text())
-    assert train["environment_fingerprint"] == env["fingerprint"] and train["cost_usd"] == pytest.approx(model["cost_usd"])
+    assert train["environment_fingerprint"] == env["fingerprint"] and train["cost_usd"] == pytest.approx(model["cost_usd"], rel=1e-3)
     series = (run_dir / "telemetry" / "train.jsonl").read_text().splitlines()
     assert len(series) == train["samples"] >= 2
     # the training time series: loss, smoothed loss, learning rate, throughput and memory per logged step

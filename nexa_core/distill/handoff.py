@@ -17,10 +17,24 @@ class Teacher:
     run_id: Optional[str]  # the run that trained it here; None for a pinned model
     trained: bool  # trained by this call (False: reused or pinned)
     train_metrics: dict[str, float] = field(default_factory=dict)
+    best_eval: dict[str, float] = field(default_factory=dict)  # validation scores of its best checkpoint
+    log_path: Optional[Path] = None  # the training log of the run that made it, when it came from one
+    trained_by: Optional[str] = None  # that run's id (also for a pinned run's `final/` folder)
+
+    @property
+    def no_curve_reason(self) -> Optional[str]:
+        """Why there is no training curve to show (None: there is one)."""
+        if self.log_path:
+            return None
+        return (f"pinned teacher {self.path} was not trained by a NexaCompute run (no training log beside it)"
+                if self.run_id is None else f"run {self.run_id} left no training log")
 
     def metadata(self) -> dict[str, Any]:
-        return {"teacher_version": self.version, "path": str(self.path), "run_id": str(self.run_id),
-                "trained_now": self.trained}
+        from nexa_core.training.handoff import training_figures
+
+        return {**training_figures(self.train_metrics, self.best_eval), "teacher_version": self.version,
+                "trained_now": self.trained, "run_id": self.run_id or self.trained_by, "pinned": self.run_id is None,
+                "teacher_path": self.path}  # not `path`: the IO manager's entry of that name would hide it
 
 
 @dataclass(frozen=True)

@@ -25,24 +25,32 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
                   storage: StorageSettings | None = None) -> Teacher:
     """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path
     (its best checkpoints pushed to the durable store of `storage`; None: the environment's settings)."""
-    from nexa_core.distill.collect import teacher_version
-
     if cfg.distill.teacher:
-        path = Path(_materialize_pinned(cfg.distill.teacher, layout))
-        return Teacher(path, teacher_version(path), None, trained=False)
-    from nexa_core.training.record import find_run, read_record, work_key
+        return _teacher(Path(_materialize_pinned(cfg.distill.teacher, layout)), None, trained=False)
+    from nexa_core.training.record import find_run, work_key
 
     # A teacher already trained for this exact work is reused: students iterate, the teacher stays put.
     done = find_run(layout.runs_dir, work_key(cfg, dataset.version), "complete")
     if done:
-        final = layout.run_dir(done) / "final"
-        train_metrics = read_record(layout.run_dir(done))["train"]["train_metrics"]
-        return Teacher(final, teacher_version(final), done, trained=False, train_metrics=train_metrics)
+        return _teacher(layout.run_dir(done) / "final", done, trained=False)
     with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher") as claim:
         run_id = claim.run_id
         result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
-    return Teacher(Path(result.final_dir), teacher_version(result.final_dir), run_id, trained=True,
-                   train_metrics=result.train_metrics)
+    return _teacher(Path(result.final_dir), run_id, trained=True)
+
+
+def _teacher(final: Path, run_id: str | None, trained: bool) -> Teacher:
+    """The teacher with the history of the run that made it, if its folder is a run's `final/` (a pinned model
+    may be one): that run's figures and training log, so its curves can be shown."""
+    from nexa_core.distill.collect import teacher_version
+    from nexa_core.training.record import read_record
+
+    record = (read_record(final.parent) if final.name == "final" else None) or {}
+    train = record.get("train") or {}
+    log = final.parent / "logs" / "train_log.jsonl"
+    return Teacher(final, teacher_version(final), run_id, trained=trained, train_metrics=train.get("train_metrics", {}),
+                   best_eval=train.get("best_eval", {}), log_path=log if record and log.is_file() else None,
+                   trained_by=record.get("run_id"))
 
 
 def _materialize_pinned(location: str, layout: Layout) -> str:
@@ -237,7 +245,7 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
             result = train_causal_student(cfg, pairs.path, init, claim.run_dir)
             update_record(claim.run_dir, status="complete")
         return TrainedModel(run_id, Path(result["final_dir"]), dataset, dict(result.get("train_metrics", {})),
-                            int(result.get("global_step", 0)))
+                            int(result.get("global_step", 0)), log_path=result.get("log_path"))
     kd = (d.alpha, d.temperature)
     with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                    init_from=str(init), pairs=str(pairs.path), kd=kd) as claim:

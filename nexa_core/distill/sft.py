@@ -33,6 +33,7 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
     import yaml
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
+    from nexa_core.training.callbacks import SmoothedLossLog
     from nexa_core.training.device import deterministic_on_cpu, resolve_device
     from nexa_core.training.hf import NexaTrainer, training_arguments
 
@@ -41,6 +42,7 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     held_out = max(1, len(frame) // 10)
+    log_path = Path(out_dir) / "logs" / "train_log.jsonl"
     tokenizer = AutoTokenizer.from_pretrained(student_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -54,10 +56,12 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
         train_dataset=sft_features(frame.iloc[held_out:], tokenizer, cfg.model.max_length),
         eval_dataset=sft_features(frame.iloc[:held_out], tokenizer, cfg.model.max_length),
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
+        callbacks=[SmoothedLossLog(log_path, cfg.training.loss_smoothing)],  # the same curves as a classifier run
     )
     with deterministic_on_cpu(device):
         output = trainer.train()
     final = Path(out_dir) / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
-    return {"final_dir": str(final), "global_step": trainer.state.global_step, "train_metrics": output.metrics}
+    return {"final_dir": str(final), "global_step": trainer.state.global_step, "train_metrics": output.metrics,
+            "log_path": str(log_path)}

@@ -28,17 +28,35 @@ class EvaluationReport:
         return replace(self, promotion=decision)
 
     def metadata(self) -> dict[str, Any]:
-        per_class = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
-                     for name, scores in (self.values.get("per_class") or {}).items()}
-        out: dict[str, Any] = {"run_id": self.run_id, **self.scores, "num_examples": self.values.get("num_examples"),
-                               "metrics_path": self.metrics_path}
+        """Quality first (the teacher-vs-student table, then the scores), speed, the decision, per-class rows, paths.
+        Only the figures worth plotting are numbers; the teacher's own figures live in the table."""
+        out: dict[str, Any] = {}
+        if self.comparison:
+            out["teacher_vs_student"] = comparison_rows(self.comparison)
+        out.update(self.scores)
+        if self.comparison:
+            out.update({k: self.comparison[k] for k in PLOTTED_COMPARISON if k in self.comparison})
+        out["num_examples"] = self.values.get("num_examples")
+        if self.promotion:
+            out.update(promote=self.promotion["promote"], promotion_gated=self.promotion["gated"],
+                       champion_run_id=self.promotion["champion_run_id"], promotion=self.promotion)
+        out["run_id"] = self.run_id
+        per_class = self.values.get("per_class") or {}
         if per_class:
-            out["per_class"] = per_class
+            out["per_class"] = [{"class": name, **scores} for name, scores in per_class.items()]
+        out["metrics_path"] = self.metrics_path
         if self.values.get("predictions_path"):
             out["predictions_path"] = Path(self.values["predictions_path"])
-        if self.comparison:
-            out.update({k: v for k, v in self.comparison.items() if isinstance(v, (int, float))})
-        if self.promotion:
-            out.update(champion_run_id=str(self.promotion["champion_run_id"]), promote=self.promotion["promote"],
-                       promotion_gated=self.promotion["gated"], promotion=self.promotion)
         return {k: v for k, v in out.items() if v is not None}
+
+
+# A student's comparison figures plotted across materializations; the rest are in the teacher-vs-student table.
+PLOTTED_COMPARISON = ("agreement", "accuracy_ratio", "latency_speedup", "throughput_speedup", "student_latency_ms")
+_ROW_FIGURES = ("accuracy", "macro_f1", "loss", "latency_ms", "throughput", "parameters")
+
+
+def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model (teacher, student) of the figures measured for both on the same test split."""
+    return [{"model": role, **{k: comparison[f"{role}_{k}"] for k in _ROW_FIGURES
+                               if comparison.get(f"{role}_{k}") is not None}}
+            for role in ("teacher", "student")]

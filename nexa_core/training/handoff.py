@@ -34,7 +34,26 @@ class TrainedModel:
                    best_eval=dict(result.best_eval), log_path=result.log_path)
 
     def metadata(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "run_dir": self.run_dir, "final_dir": self.final_dir,
-                "dataset_version": self.dataset.version, "global_step": self.global_step,
-                "best_checkpoint": str(self.best_checkpoint), "resumed_from": str(self.resumed_from),
-                **self.train_metrics, **{f"best_validation_{k}": v for k, v in self.best_eval.items()}}
+        return {**training_figures(self.train_metrics, self.best_eval), "global_step": self.global_step,
+                "run_id": self.run_id, "dataset_version": self.dataset.version, "run_dir": self.run_dir,
+                "final_dir": self.final_dir, "best_checkpoint": _path(self.best_checkpoint),
+                "resumed_from": _path(self.resumed_from)}
+
+
+# The few figures of a training run worth plotting across materializations (quality first, then speed); the
+# Trainer's other figures stay readable in one entry.
+PLOTTED_TRAIN = ("train_loss", "epoch", "train_samples_per_second", "wall_seconds")
+PLOTTED_VALIDATION = ("accuracy", "macro_f1", "loss")
+
+
+def training_figures(train_metrics: dict[str, float], best_eval: dict[str, float]) -> dict[str, Any]:
+    """A run's final numbers: the best checkpoint's validation scores, the final training loss, and speed."""
+    validation = {f"best_validation_{k}": best_eval[k] for k in PLOTTED_VALIDATION if k in best_eval}
+    train = {k: train_metrics[k] for k in PLOTTED_TRAIN if k in train_metrics}
+    rest = {**{k: v for k, v in train_metrics.items() if k not in PLOTTED_TRAIN},
+            **{f"best_validation_{k}": v for k, v in best_eval.items() if k not in PLOTTED_VALIDATION}}
+    return {**validation, **train, "other_training_figures": rest or None}
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

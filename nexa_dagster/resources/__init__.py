@@ -2,8 +2,8 @@
 
 from nexa_dagster.resources.recipe import NexaRecipe, recipe_resource
 from nexa_dagster.resources.storage import S3StorageResource
-from nexa_dagster.resources.telemetry import FakeNVMLTelemetryResource, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.resources.telemetry import FakeNVMLTelemetryResource, NVMLTelemetryResource
 from nexa_dagster.resources.trainer import GPUTrainerResource
 
 __all__ = ["FakeNVMLTelemetryResource", "GPUTrainerResource", "NVMLTelemetryResource", "NexaRecipe",
-           "S3StorageResource", "recipe_resource", "telemetry_metadata"]
+           "S3StorageResource", "recipe_resource"]

@@ -1,4 +1,5 @@
-"""NVMLTelemetryResource: GPU telemetry (pynvml) around an asset's work, and its figures as metadata.
+"""NVMLTelemetryResource: GPU telemetry (pynvml) around an asset's work (its figures as metadata:
+nexa_dagster/metadata.py `telemetry_values`).
 
 Unset fields fall back to the recipe's `telemetry` section (so YAML recipes, `--override` and the
 launchpad's `resources.nexa.config.telemetry` all set them); a field set on the resource wins.
@@ -50,20 +51,3 @@ class FakeNVMLTelemetryResource(NVMLTelemetryResource):
                                  memory_used_mb=[self.memory_used_mb],
                                  energy_from_power=self.energy_counter) for i in range(self.gpus)])
 
-
-def telemetry_metadata(summary: dict | None) -> dict[str, dg.MetadataValue]:
-    """The run's figures as numeric metadata (plotted across materializations), plus where they came from."""
-    if not summary:
-        return {}
-    from nexa_core.telemetry.summary import numeric_figures
-
-    out = {k: dg.MetadataValue.float(v) for k, v in numeric_figures(summary).items()}
-    out["telemetry_source"] = dg.MetadataValue.text(
-        summary["source"] if summary["gpu_count"] else f"host (no GPU: {summary.get('no_gpu_reason')})")
-    out["energy_source"] = dg.MetadataValue.text(summary["energy_source"])
-    if summary.get("gpus"):
-        out["gpus"] = dg.MetadataValue.json([{k: g[k] for k in ("index", "name", "uuid", "memory_total_mb")}
-                                            for g in summary["gpus"]])
-    if summary.get("environment_fingerprint"):
-        out["environment_fingerprint"] = dg.MetadataValue.text(summary["environment_fingerprint"])
-    return out

@@ -15,14 +15,8 @@ from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
-from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import (
-    GPUTrainerResource,
-    NexaRecipe,
-    NVMLTelemetryResource,
-    S3StorageResource,
-    telemetry_metadata,
-)
+from nexa_dagster.metadata import telemetry_values, to_metadata, training_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.run_tags import RUN_ID_TAG, TEACHER_RUN_ID_TAG, tag_run
 
 GROUP = "distillation"
@@ -42,7 +36,11 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     if teacher.trained:
         usage.save(layout.run_dir(teacher.run_id) / "telemetry")
     context.log.info(f"teacher {teacher.version} at {teacher.path} ({'trained' if teacher.trained else 'reused'})")
-    return dg.Output(teacher, metadata={**to_metadata(teacher.metadata()), **telemetry_metadata(usage.summary)})
+    # A reused or pinned teacher shows the curves of the run that trained it, where one did; its figures are
+    # that run's, and this materialization's telemetry only when it trained here.
+    return dg.Output(teacher, metadata=training_metadata(teacher.metadata(), teacher.log_path,
+                                                         no_curve=teacher.no_curve_reason,
+                                                         telemetry=usage.summary if teacher.trained else None))
 
 
 # `incremental_dataset` is a lineage dependency only: partitions named drops-<version> read that stored version.
@@ -68,7 +66,7 @@ def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer
     folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
     with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage:
         outputs = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
-    return dg.Output(outputs, metadata={**to_metadata(outputs.metadata()), **telemetry_metadata(usage.summary)})
+    return dg.Output(outputs, metadata=to_metadata({**outputs.metadata(), **telemetry_values(usage.summary)}))
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
@@ -95,7 +93,7 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
                                          storage=storage.reachable_settings())
     tag_run(context, RUN_ID_TAG, student.run_id)
     usage.save(layout.run_dir(student.run_id) / "telemetry")
-    return dg.Output(student, metadata={**to_metadata(student.metadata()), **telemetry_metadata(usage.summary)})
+    return dg.Output(student, metadata=training_metadata(student.metadata(), student.log_path, telemetry=usage.summary))
 
 
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
@@ -113,4 +111,4 @@ def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trai
     context.log.info(summary_line(report.comparison))
     if cfg.distill.kind == "classifier":
         report = report.with_promotion(decide_promotion(context, cfg, layout, report, student_model))
-    return dg.Output(report, metadata={**to_metadata(report.metadata()), **telemetry_metadata(usage.summary)})
+    return dg.Output(report, metadata=to_metadata({**report.metadata(), **telemetry_values(usage.summary)}))

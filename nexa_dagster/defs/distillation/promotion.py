@@ -5,7 +5,7 @@ gated student that does not beat it. Drop-flow students are always gated (evalua
 import dagster as dg
 
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
-from nexa_dagster.metadata import numbers
+from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe
 
 
@@ -31,9 +31,7 @@ def beats_champion(nexa: NexaRecipe, student_evaluation) -> dg.AssetCheckResult:
     reason = decision["reason"] if gated else f"{decision['reason']}; not gated (evaluation.promotion.scope=" \
                                               f"{nexa.core().evaluation.promotion.scope}), so it is still released"
     return dg.AssetCheckResult(passed=bool(decision["promote"]), severity=severity, description=reason,
-                               metadata={"comparison": dg.MetadataValue.json(decision), "gated": gated,
-                                         "champion_run_id": str(decision["champion_run_id"]),
-                                         "challenger_run_id": decision["challenger_run_id"],
-                                         **numbers({k: decision[k] for k in ("challenger_value", "champion_value",
-                                                                             "improvement")
-                                                    if decision.get(k) is not None})})
+                               metadata=to_metadata({
+                                   **{k: decision.get(k) for k in ("challenger_value", "champion_value", "improvement")},
+                                   "gated": gated, "champion_run_id": decision["champion_run_id"],
+                                   "challenger_run_id": decision["challenger_run_id"], "comparison": decision}))

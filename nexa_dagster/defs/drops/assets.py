@@ -54,11 +54,11 @@ def raw_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3
         context.log.info(f"drop {name}: {record['rows']} new rows {record['counts']} (dropped {record['drop_counts']})")
     else:
         context.log.error(f"drop {name} is malformed and was skipped: {record['reason']}")
-    metadata = {"valid": valid, "reason": str(record["reason"] or ""), "source": source.describe(),
+    metadata = {"valid": valid, "reason": record["reason"], "source": source.describe(),
                 "rows": record["rows"], "raw_rows": record["raw_rows"], "reused": record["reused"],
                 **{f"rows_{split}": n for split, n in record["counts"].items()},
                 **{f"dropped_{reason}": n for reason, n in record["drop_counts"].items()}}
-    return dg.Output(record, metadata=metadata)
+    return dg.Output(record, metadata=to_metadata(metadata))
 
 
 @dg.asset_check(asset=raw_dataset, blocking=True, partitions_def=RAW_DROPS,

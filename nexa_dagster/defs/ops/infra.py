@@ -4,6 +4,7 @@ retention run (`nightly_maintenance`, 03:00 UTC), so the report lists the manife
 
 import dagster as dg
 
+from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource
 
 
@@ -19,20 +20,21 @@ def infra_report(context: dg.AssetExecutionContext, nexa: NexaRecipe,
     packages = report["packages"]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(report["fingerprint"]),  # unchanged environment, unchanged version
-        metadata={
+        metadata=to_metadata({
             "fingerprint": report["fingerprint"],
-            "path": dg.MetadataValue.path(str(path)),
             "python": report["python"],
-            **{name: str(packages.get(name)) for name in ("torch", "transformers", "dagster")},
-            "cuda": str(report["cuda"]), "cudnn": str(report["cudnn"]), "nccl": str(report["nccl"]),
-            "gpu_count": dg.MetadataValue.int(report["gpu_count"]),
-            "gpus": dg.MetadataValue.json(report["gpus"]),
-            "cpu_count": dg.MetadataValue.int(report["host"]["cpu_count"] or 0),
-            "memory_total_mb": dg.MetadataValue.float(float(report["host"]["memory_total_mb"] or 0.0)),
-            "git_commit": str(report["git_commit"] or report["git"]["note"]),
-            "manifests": dg.MetadataValue.int(len(report["manifests"])),
-            "environment": dg.MetadataValue.json(report["environment"]),
-        },
+            **{name: packages.get(name) for name in ("torch", "transformers", "dagster")},
+            "cuda": report["cuda"], "cudnn": report["cudnn"], "nccl": report["nccl"],
+            "gpu_count": report["gpu_count"],
+            "gpu": None if report["gpu_count"] else f"none on this machine ({report['no_gpu_reason']})",
+            "gpus": dg.MetadataValue.json(report["gpus"]),  # the inventory as recorded, not a table
+            "cpu_count": report["host"]["cpu_count"],
+            "memory_total_mb": report["host"]["memory_total_mb"],
+            "git_commit": report["git_commit"] or report["git"]["note"],
+            "manifests": len(report["manifests"]),
+            "environment": report["environment"],
+            "path": path,
+        }),
     )
 
 

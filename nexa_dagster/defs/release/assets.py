@@ -15,6 +15,7 @@ from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.release.gates import threshold_check
 from nexa_dagster.defs.release.lines import STUDENT_LINE, TRAINED_LINE, ModelLine
+from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 
@@ -61,12 +62,11 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         except NexaError as err:
             raise dg.Failure(description=str(err)) from None
         context.log.info(f"deployed model {package['run_id']} at {path}")
-        extra = {"promotion": dg.MetadataValue.json(decision), "champion_run_id": str(decision["champion_run_id"])} \
-            if decision else {}
+        extra = {"promotion": decision, "champion_run_id": decision["champion_run_id"]} if decision else {}
         return dg.Output({"run_id": package["run_id"], "path": str(path)},
-                         metadata={"current_model": dg.MetadataValue.path(str(path)), "run_id": package["run_id"],
-                                   "previous_run_id": str(previous), "history_length": len(deploy.history(layout)),
-                                   **extra})
+                         metadata=to_metadata({"current_model": path, "run_id": package["run_id"],
+                                               "previous_run_id": previous, "history_length": len(deploy.history(layout)),
+                                               **extra}))
 
     @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
@@ -75,9 +75,9 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         layout = nexa.layout()
         pushed = steps.mirror_run(layout, package["run_id"], storage.settings())
         context.log.info(f"mirrored {package['run_id']} to {pushed['final']['uri']}")
-        return dg.Output(pushed, metadata={**{f"{name}_uri": str(info.get("uri")) for name, info in pushed.items()},
-                                           "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),
-                                           "skipped_files": sum(i.get("skipped", 0) for i in pushed.values())})
+        return dg.Output(pushed, metadata=to_metadata({**{f"{name}_uri": info.get("uri") for name, info in pushed.items()},
+                                                       "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),
+                                                       "skipped_files": sum(i.get("skipped", 0) for i in pushed.values())}))
 
     return [run_manifest, model_package, deployed_model, run_mirror]
 

@@ -5,8 +5,8 @@ import dagster as dg
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
-from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, telemetry_metadata
+from nexa_dagster.metadata import telemetry_values, to_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource
 
 
 @dg.asset(group_name="training", kinds={"json"}, description="Accuracy, macro-F1, loss and per-class metrics.")
@@ -18,4 +18,4 @@ def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, train
     cfg, layout, run_id = trainer.apply(nexa.core()), nexa.layout(), trained_model.run_id
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "evaluate") as usage:
         report = EvaluationReport(run_id, evaluate_run(cfg, run_id, training_dataset.path, layout))
-    return dg.Output(report, metadata={**to_metadata(report.metadata()), **telemetry_metadata(usage.summary)})
+    return dg.Output(report, metadata=to_metadata({**report.metadata(), **telemetry_values(usage.summary)}))

@@ -5,14 +5,8 @@ import dagster as dg
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.training.steps import claim_run
-from nexa_dagster.metadata import image, to_metadata
-from nexa_dagster.resources import (
-    GPUTrainerResource,
-    NexaRecipe,
-    NVMLTelemetryResource,
-    S3StorageResource,
-    telemetry_metadata,
-)
+from nexa_dagster.metadata import training_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.run_tags import RUN_ID_TAG, tag_run
 
 
@@ -20,8 +14,6 @@ from nexa_dagster.run_tags import RUN_ID_TAG, tag_run
 def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                   telemetry: NVMLTelemetryResource, storage: S3StorageResource,
                   training_dataset: PreparedDataset) -> dg.Output[TrainedModel]:
-    from nexa_core.training.plots import loss_curve
-
     cfg, layout = trainer.apply(nexa.core()), nexa.layout()
     durable = storage.reachable_settings()
     with claim_run(cfg, training_dataset.version, layout) as claim:
@@ -30,6 +22,4 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
         with telemetry.measure(cfg.telemetry, claim.run_dir / "telemetry", "train") as usage:
             result = trainer.train(cfg, training_dataset.path, claim.run_id, layout, storage=durable)
     model = TrainedModel.from_result(result, training_dataset)
-    curve = loss_curve(model.log_path, model.run_dir / "loss_curve.png")
-    return dg.Output(model, metadata={**to_metadata(model.metadata()), **image(curve),
-                                      **telemetry_metadata(usage.summary)})
+    return dg.Output(model, metadata=training_metadata(model.metadata(), model.log_path, telemetry=usage.summary))
