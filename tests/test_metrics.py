@@ -26,5 +26,6 @@ def test_metrics_match_a_hand_computed_example():
 
 
 def test_gates_name_each_missed_threshold():
-    assert gate_failures({"accuracy": 0.9, "macro_f1": 0.5}, {"accuracy": 0.8, "macro_f1": 0.6}) == ["macro_f1=0.5 < 0.6"]
-    assert gate_failures({}, {"accuracy": 0.1}) == ["accuracy=missing < 0.1"]
+    assert gate_failures({"accuracy": 0.9, "macro_f1": 0.5}, {"accuracy": 0.8, "macro_f1": 0.6}) == [
+        "macro_f1 0.500 < 0.600 (evaluation.thresholds.macro_f1)"]
+    assert gate_failures({}, {"accuracy": 0.1}) == ["accuracy not reported, minimum 0.100 (evaluation.thresholds.accuracy)"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -62,9 +63,13 @@ def test_a_model_below_its_thresholds_is_not_packaged_or_deployed(recipe, tmp_pa
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert {"trained_model", "evaluation_report"} <= materialized
     assert not materialized & {"run_manifest", "model_package", "deployed_model"}
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["meets_thresholds"] is False
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["meets_thresholds"].passed is False
     assert not (tmp_path / "durable" / "deploy" / "current_model").exists()
+    # The reason in one line, on the check and as the run's failure (tests/test_failures.py has the details).
+    reason = checks["meets_thresholds"].description
+    assert re.fullmatch(r"accuracy 0\.\d{3} < 0\.990 \(evaluation\.thresholds\.accuracy\); train longer .*", reason)
+    assert [f.step_failure_data.user_failure_data.description for f in result.get_step_failure_events()] == [reason]
 
 
 def _stop_at_step_12(monkeypatch, error: BaseException) -> None:

@@ -77,8 +77,9 @@ def test_an_ungated_decision_is_recorded_only(layout):
 
 def test_thresholds_come_from_the_runs_own_snapshot(layout):
     _finished(layout, LOSER, thresholds={"accuracy": 0.9})
-    assert steps.check_gates(layout, LOSER) == ["accuracy=0.7 < 0.9"]
-    with pytest.raises(NexaError, match="fails its evaluation gates"):
+    assert steps.check_gates(layout, LOSER) == ["accuracy 0.700 < 0.900 (evaluation.thresholds.accuracy)"]
+    with pytest.raises(NexaError, match=r"fails its evaluation gates: accuracy 0.700 < 0.900 \(evaluation\.thresholds\.accuracy\); "
+                                          r"not deploying"):
         steps.deploy_run(layout, LOSER)
     (layout.run_dir(LOSER) / "config.yaml").unlink()
     with pytest.raises(NexaError, match="has no config snapshot"):

@@ -243,5 +243,5 @@ def test_a_training_asset_refuses_unreachable_storage_before_claiming_a_run(reci
     result = run_job("training_pipeline", recipe, storage=storage)
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_key == "trained_model"
-    assert "cannot reach S3 for s3://some-bucket/nexa" in failure.step_failure_data.error.cause.message
+    assert "cannot reach S3 for s3://some-bucket/nexa" in failure.step_failure_data.user_failure_data.description
     assert not (tmp_path / "durable" / "runs").exists()  # no run was claimed

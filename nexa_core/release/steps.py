@@ -65,7 +65,7 @@ def release_gate(layout: Layout, run_id: str, action: str, force: bool) -> list[
     """Refuse a run that fails its gates unless forced; returns the failures a forced release overrides."""
     failures = check_gates(layout, run_id)
     if failures and not force:
-        raise NexaError(f"run {run_id} fails its evaluation gates ({'; '.join(failures)}); not {action} it "
+        raise NexaError(f"run {run_id} fails its evaluation gates: {'; '.join(failures)}; not {action} it "
                         f"(pass --force to override)")
     return failures
 

@@ -15,6 +15,7 @@ from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import telemetry_values, to_metadata, training_metadata
 from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.run_tags import RUN_ID_TAG, TEACHER_RUN_ID_TAG, tag_run
@@ -24,6 +25,7 @@ GROUP = "distillation"
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
+@refusals_as_failures
 def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                   telemetry: NVMLTelemetryResource, storage: S3StorageResource,
                   training_dataset: PreparedDataset) -> dg.Output[Teacher]:
@@ -47,6 +49,7 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS, deps=["incremental_dataset"],
           description="A versioned, immutable set of texts for the teacher (the partition key is the version): "
                       "from training_dataset, or for drops-<version> from that drop dataset version.")
+@refusals_as_failures
 def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
                    training_dataset: PreparedDataset) -> dg.Output[InputSet]:
     from nexa_core.distill import pipeline
@@ -57,6 +60,7 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
+@refusals_as_failures
 def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                     telemetry: NVMLTelemetryResource, teacher_model: Teacher,
                     teacher_inputs: InputSet) -> dg.Output[TeacherOutputs]:
@@ -71,6 +75,7 @@ def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher outputs that pass the filters; kept and dropped counts per reason.")
+@refusals_as_failures
 def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
                        teacher_outputs: TeacherOutputs) -> dg.Output[DistillationPairs]:
     from nexa_core.distill import pipeline
@@ -82,6 +87,7 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
 
 @dg.asset(group_name=GROUP, pool="gpu", kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
+@refusals_as_failures
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                   telemetry: NVMLTelemetryResource, storage: S3StorageResource, teacher_model: Teacher,
                   distillation_pairs: DistillationPairs) -> dg.Output[TrainedModel]:
@@ -99,6 +105,7 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
           description="Student and teacher on the student's test split (quality, agreement, size, latency), and "
                       "the deployed champion on the same split (the promotion decision).")
+@refusals_as_failures
 def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                        telemetry: NVMLTelemetryResource, teacher_model: Teacher,
                        student_model: TrainedModel) -> dg.Output[EvaluationReport]:

@@ -5,6 +5,7 @@ gated student that does not beat it. Drop-flow students are always gated (evalua
 import dagster as dg
 
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe
 
@@ -21,6 +22,7 @@ def decide_promotion(context: dg.AssetExecutionContext, cfg, layout, report, stu
 @dg.asset_check(asset="student_evaluation", blocking=True, partitions_def=TEACHER_INPUTS,
                 description="A gated student (every drop-flow student) beats the deployed champion on the same test "
                             "split by evaluation.promotion.metric and min_improvement; else it is not released.")
+@refusals_as_failures
 def beats_champion(nexa: NexaRecipe, student_evaluation) -> dg.AssetCheckResult:
     decision = student_evaluation.promotion
     if decision is None:  # causal LM students are judged by agreement with the teacher (meets_thresholds)

@@ -13,6 +13,7 @@ import dagster as dg
 
 from nexa_dagster.defs.drops.automation import FOLLOW_DROPS
 from nexa_dagster.defs.drops.partitions import RAW_DROPS
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
@@ -37,6 +38,7 @@ def drop_source(kind: str, nexa: NexaRecipe, storage: S3StorageResource):
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=RAW_DROPS,
           description="One data drop: validated, cleaned, de-duplicated against all earlier drops, split by hash.")
+@refusals_as_failures
 def raw_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3StorageResource) -> dg.Output[dict]:
     from nexa_core.data.incremental import ingest_drop
 
@@ -63,6 +65,7 @@ def raw_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3
 
 @dg.asset_check(asset=raw_dataset, blocking=True, partitions_def=RAW_DROPS,
                 description="The drop could be read and has the configured text and label columns.")
+@refusals_as_failures
 def drop_is_valid(raw_dataset: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=raw_dataset["status"] == "valid",
                                metadata={"reason": str(raw_dataset["reason"] or ""), "rows": raw_dataset["rows"]})
@@ -71,6 +74,7 @@ def drop_is_valid(raw_dataset: dict) -> dg.AssetCheckResult:
 @dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[raw_dataset], output_required=False,
           automation_condition=FOLLOW_DROPS,
           description="Every valid drop so far as one content-hashed dataset version (only new drops are read).")
+@refusals_as_failures
 def incremental_dataset(context: dg.AssetExecutionContext, nexa: NexaRecipe):
     from nexa_core.data.incremental import build_version
 

@@ -4,6 +4,7 @@ retention run (`nightly_maintenance`, 03:00 UTC), so the report lists the manife
 
 import dagster as dg
 
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource
 
@@ -11,6 +12,7 @@ from nexa_dagster.resources import NexaRecipe, NVMLTelemetryResource
 @dg.asset(group_name="infra", kinds={"json"},
           description="Python/torch/CUDA/cuDNN/NCCL/transformers/dagster versions, allow-listed NCCL/OMP/tokenizer "
                       "environment, GPUs, CPU and memory, git commit, manifests: runs/manifests/infra_report.json.")
+@refusals_as_failures
 def infra_report(context: dg.AssetExecutionContext, nexa: NexaRecipe,
                  telemetry: NVMLTelemetryResource) -> dg.MaterializeResult:
     from nexa_core.telemetry.report import summary_lines, write_infra_report

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
 
@@ -14,6 +15,7 @@ class RetentionConfig(dg.Config):
 
 
 @dg.op(description="Plan and apply checkpoint retention; never the best, latest, deployed or referenced.")
+@refusals_as_failures
 def apply_retention(context: dg.OpExecutionContext, nexa: NexaRecipe, storage: S3StorageResource,
                     config: RetentionConfig) -> dict:
     from nexa_core.retention.cleanup import cleanup

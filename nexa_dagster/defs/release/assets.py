@@ -15,6 +15,7 @@ from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.release.gates import threshold_check
 from nexa_dagster.defs.release.lines import STUDENT_LINE, TRAINED_LINE, ModelLine
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import NexaRecipe, S3StorageResource
 
@@ -27,6 +28,7 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=manifest_name, kinds={"json"}, description="runs/manifests/<run_id>.json (NexaRunManifest).",
               ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report)}, **common)
+    @refusals_as_failures
     def run_manifest(nexa: NexaRecipe, model: TrainedModel, report: EvaluationReport) -> dg.Output[dict]:
         path = steps.record_manifest(nexa.core(), model.run_id, nexa.layout(), model.dataset, report.values,
                                      model.train_metrics)
@@ -37,6 +39,7 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=package_name, kinds={"tar"}, description="Verified tarball: weights, tokenizer, config, checksums.",
               ins={"manifest": dg.AssetIn(manifest_name)}, **common)
+    @refusals_as_failures
     def model_package(nexa: NexaRecipe, manifest: dict) -> dg.Output[dict]:
         from nexa_core.common.hashing import sha256_file
 
@@ -49,6 +52,7 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=deployed_name, kinds={"huggingface"}, description="deploy/current_model, atomically promoted.",
               ins={"package": dg.AssetIn(package_name)}, **common)
+    @refusals_as_failures
     def deployed_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
         from nexa_core.common.errors import NexaError
         from nexa_core.release import deploy
@@ -70,6 +74,7 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
 
     @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
+    @refusals_as_failures
     def run_mirror(context: dg.AssetExecutionContext, nexa: NexaRecipe, storage: S3StorageResource,
                    package: dict) -> dg.Output[dict]:
         layout = nexa.layout()

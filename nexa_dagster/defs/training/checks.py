@@ -4,10 +4,12 @@ import dagster as dg
 
 from nexa_core.data.dataset import PreparedDataset
 from nexa_dagster.defs.training.data import training_dataset
+from nexa_dagster.failures import refusals_as_failures
 
 
 @dg.asset_check(asset=training_dataset, blocking=True,
                 description="Splits are disjoint and every class appears in train, validation and test.")
+@refusals_as_failures
 def splits_disjoint_and_stratified(training_dataset: PreparedDataset) -> dg.AssetCheckResult:
     from nexa_core.data import DataQuery
 

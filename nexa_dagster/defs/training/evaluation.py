@@ -5,11 +5,13 @@ import dagster as dg
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import telemetry_values, to_metadata
 from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource
 
 
 @dg.asset(group_name="training", kinds={"json"}, description="Accuracy, macro-F1, loss and per-class metrics.")
+@refusals_as_failures
 def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                       telemetry: NVMLTelemetryResource, trained_model: TrainedModel,
                       training_dataset: PreparedDataset) -> dg.Output[EvaluationReport]:

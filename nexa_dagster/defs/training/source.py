@@ -6,11 +6,13 @@ source file and `training_dataset`, materialized from an older version, shows as
 
 import dagster as dg
 
+from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.resources import NexaRecipe
 
 
 @dg.observable_source_asset(group_name="training", description="The raw training data the recipe names "
                             "(data.path or data.name), versioned by its content.")
+@refusals_as_failures
 def training_source(nexa: NexaRecipe) -> dg.ObserveResult:
     from nexa_core.data.source import source_version
 
