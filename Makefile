@@ -9,6 +9,7 @@ export DAGSTER_HOME := $(CURDIR)
 export TOKENIZERS_PARALLELISM := false
 
 PARTITION ?= v1
+PORT ?= 3000
 
 .PHONY: setup run run-training test test-fast lint dev clean
 
@@ -51,7 +52,9 @@ test-fast: setup
 dev: setup
 	# Create the instance's SQLite tables first: the webserver, daemon and code server would race to create them.
 	$(VENV)/bin/dagster instance migrate >/dev/null
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+	# Ctrl-C and SIGTERM to the group stop it even when make was started with SIGINT ignored (`make dev &` from a
+	# script): nexa_dagster/dev.py restores both signals, then execs dagster dev.
+	$(PY) -m nexa_dagster.dev $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT)
 
 clean:
 	rm -rf .nexa .dagster
