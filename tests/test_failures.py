@@ -115,6 +115,8 @@ def _bodies() -> dict:
     for asset in defs.assets:
         if isinstance(asset, dg.AssetsDefinition) and asset.is_executable:
             bodies[f"asset {asset.node_def.name}"] = asset.node_def.compute_fn.decorated_fn
+        elif isinstance(asset, dg.SourceAsset) and asset.is_observable:
+            bodies[f"observed source {asset.key.to_user_string()}"] = asset.observe_fn
     for check in defs.asset_checks:
         bodies[f"check {check.node_def.name}"] = check.node_def.compute_fn.decorated_fn
     for job in defs.jobs:
