@@ -140,13 +140,16 @@ def test_a_drop_flows_to_a_student_deployed_only_when_it_beats_the_champion(reci
     assert deploy.current_release(layout) == metadata(manual, "student_deployed_model")["run_id"] != better
 
 
-def test_only_drop_students_are_gated_unless_the_scope_is_all(recipe):
+def test_every_model_is_gated_by_default_and_the_scope_narrows_it(recipe):
     from nexa_core.release.promotion import is_gated
 
     cfg = validate_config(recipe)
-    assert is_gated(cfg, "drops-0123456789abcdef") and not is_gated(cfg, "v1")
-    recipe["evaluation"]["promotion"] = {"scope": "all"}
-    assert is_gated(validate_config(recipe), "v1")
+    assert is_gated(cfg, "drops-0123456789abcdef") and is_gated(cfg, "v1") and is_gated(cfg)
+    recipe["evaluation"]["promotion"] = {"scope": "drops"}
+    cfg = validate_config(recipe)
+    assert is_gated(cfg, "drops-0123456789abcdef") and not is_gated(cfg, "v1") and not is_gated(cfg)
+    recipe["evaluation"]["promotion"] = {"scope": "none"}
+    assert not is_gated(validate_config(recipe), "drops-0123456789abcdef")
     recipe["evaluation"]["promotion"] = {"scope": "some"}
     with pytest.raises(NexaError, match="evaluation.promotion.scope"):
         validate_config(recipe)
