@@ -58,4 +58,4 @@ def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, 
     evaluation = metadata(result, "student_evaluation")
     assert evaluation["student_parameters"] < evaluation["teacher_parameters"]
     assert evaluation["agreement"] >= 0.5  # the student answers like its teacher
-    assert metadata(result, "student_deployed_model")["run_id"].startswith("tiny-student_")
+    assert metadata(result, "student_promotion")["run_id"].startswith("tiny-student_")

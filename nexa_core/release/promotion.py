@@ -12,6 +12,7 @@ students, "none" nothing); a model let through without winning has the reason re
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -113,16 +114,21 @@ def test_split(layout: Layout, run_id: str) -> tuple[Path, dict]:
     return dataset_dir, report
 
 
-def decision_against(cfg: NexaConfig, layout: Layout, run_id: str, current: Optional[str]) -> Optional[dict]:
+def decision_against(settings: Callable[[], NexaConfig], layout: Layout, run_id: str,
+                     current: Optional[str]) -> Optional[dict]:
     """The champion/challenger decision of `run_id` against `current` (the deployed run id): the one recorded
     if it was made against that champion (a student's, at evaluation), else a new one made now on the run's
-    own test split. None when there is no other champion to beat."""
+    own test split with the recipe `settings()` returns. None when there is no other champion to beat."""
     if current is None or current == run_id:
         return None
     recorded = read_decision(layout, run_id)
     if recorded and recorded.get("champion_run_id") == current:
         return recorded
+    metrics_path = layout.run_dir(run_id) / "metrics.json"
+    if metrics_path.is_file() and "agreement" in json.loads(metrics_path.read_text()):
+        return None  # a causal LM student: judged by agreement with its teacher (thresholds), not by a classifier's score
     dataset_dir, report = test_split(layout, run_id)
+    cfg = settings()
     gated = recorded["gated"] if recorded else is_gated(cfg)  # a student keeps its input set's gating
     return champion_vs_challenger(cfg, layout, dataset_dir, report, run_id, gated=gated)
 

@@ -117,7 +117,7 @@ def deploy_run(layout: Layout, run_id: str, force: bool = False, cfg: NexaConfig
 
     def guard(current: str | None) -> list[str]:
         try:
-            decision = decision_against(cfg or run_config(layout, run_id), layout, run_id, current)
+            decision = decision_against(lambda: cfg or run_config(layout, run_id), layout, run_id, current)
         except NexaError as err:
             if not force:
                 raise
