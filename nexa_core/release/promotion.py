@@ -99,7 +99,7 @@ def read_decision(layout: Layout, run_id: str) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def test_split(layout: Layout, run_id: str) -> tuple[Path, dict]:
+def tested_on(layout: Layout, run_id: str) -> tuple[Path, dict]:
     """The prepared dataset a run was tested on, and its test report (metrics.json)."""
     from nexa_core.training.record import read_record
 
@@ -127,7 +127,7 @@ def decision_against(settings: Callable[[], NexaConfig], layout: Layout, run_id:
     metrics_path = layout.run_dir(run_id) / "metrics.json"
     if metrics_path.is_file() and "agreement" in json.loads(metrics_path.read_text()):
         return None  # a causal LM student: judged by agreement with its teacher (thresholds), not by a classifier's score
-    dataset_dir, report = test_split(layout, run_id)
+    dataset_dir, report = tested_on(layout, run_id)
     cfg = settings()
     gated = recorded["gated"] if recorded else is_gated(cfg)  # a student keeps its input set's gating
     return champion_vs_challenger(cfg, layout, dataset_dir, report, run_id, gated=gated)
