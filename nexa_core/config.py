@@ -134,9 +134,10 @@ class PromotionConfig(_Section):
 
     metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
     min_improvement: float = Field(default=0.0, ge=0)  # strictly more than this (loss: lower by more than this)
-    # Which students must beat the champion to be deployed: "drops" (the automatic drop flow; a set you launch
-    # yourself, such as `make run`'s v1, is deployed when it meets the thresholds) or "all".
-    scope: Literal["drops", "all"] = "drops"
+    # Which new models must beat the champion to be deployed: "all" (every model line, however it is deployed),
+    # "drops" (only students of the automatic drop flow) or "none". A model deployed without winning has the
+    # reason it was let through recorded in the deploy history (`overrides`), as `nexa deploy --force` does.
+    scope: Literal["all", "drops", "none"] = "all"
 
 
 class EvaluationConfig(_Section):

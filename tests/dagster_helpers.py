@@ -49,3 +49,11 @@ def tick_sensor(sensor, instance, recipe: dict, cursor: str | None = None, stora
         for request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result
+
+
+def latest_deployment(instance) -> dict:
+    """The latest observation of `current_model` (what the UI shows as the deployment), as plain values."""
+    from nexa_dagster.defs.release.deployment import CURRENT_MODEL
+
+    [record] = instance.fetch_observations(CURRENT_MODEL, limit=1).records
+    return {k: v.value for k, v in record.asset_observation.metadata.items()}

@@ -85,7 +85,7 @@ def test_a_dropped_file_becomes_a_deployed_student_by_the_daemon_alone(daemon):
         key = distill.tags["dagster/partition"]
         assert key.startswith("drops-") and instance.get_dynamic_partitions("teacher_inputs") == [key]
 
-        deployed = instance.get_latest_materialization_event(dg.AssetKey("student_deployed_model"))
+        deployed = instance.get_latest_materialization_event(dg.AssetKey("student_promotion"))
         run_id = deployed.asset_materialization.metadata["run_id"].value
     layout = Layout.from_storage(validate_config(recipe).storage)
     assert deploy.current_release(layout) == run_id  # the drop's student serves now

@@ -14,7 +14,7 @@ import yaml
 from tests.cli_helpers import ROOT, write_recipe
 
 pytestmark = pytest.mark.slow
-ASSETS = ["training_dataset", "trained_model", "evaluation_report", "run_manifest", "model_package", "deployed_model"]
+ASSETS = ["training_dataset", "trained_model", "evaluation_report", "run_manifest", "model_package", "promotion"]
 
 
 def test_dagster_job_execute_runs_the_training_pipeline(recipe, tmp_path, monkeypatch):

@@ -61,4 +61,4 @@ def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, 
     assert student_row["parameters"] < teacher_row["parameters"] and "accuracy" not in student_row
     assert_training_curve(raw_metadata(result, "student_model"))  # the SFT student logs the same curves
     assert evaluation["agreement"] >= 0.5  # the student answers like its teacher
-    assert metadata(result, "student_deployed_model")["run_id"].startswith("tiny-student_")
+    assert metadata(result, "student_promotion")["run_id"].startswith("tiny-student_")

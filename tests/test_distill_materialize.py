@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from tests.dagster_helpers import latest_deployment, run_job
 from tests.dagster_helpers import metadata as _meta
-from tests.dagster_helpers import run_job
 from tests.metadata_helpers import assert_readable, assert_training_curve, raw_metadata
 from tests.tiny import make_tiny_bert
 
@@ -47,9 +47,11 @@ def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_
         assert assert_training_curve(raw_metadata(first, asset)).parent.name == _meta(first, asset)["run_id"]
     assert list(raw_metadata(first, "student_evaluation"))[0] == "teacher_vs_student"
     assert_readable(first)
-    deployed = Path(_meta(first, "student_deployed_model")["current_model"])
     run_id = _meta(first, "student_model")["run_id"]
+    assert _meta(first, "student_promotion")["promoted"] is True
+    deployed = Path(recipe["storage"]["durable"]) / "deploy" / "current_model"
     assert run_id.startswith("tiny-student_") and deployed.resolve().parent.name == run_id
+    assert latest_deployment(instance)["run_id"] == run_id and latest_deployment(instance)["line"] == "student"
     manifest = json.loads((Path(recipe["storage"]["durable"]) / "runs/manifests" / f"{run_id}.json").read_text())
     assert manifest["metrics"]["accuracy"] == pytest.approx(evaluation["accuracy"], 1e-3)
     checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from nexa_core.release.manifest import schema
+from tests.dagster_helpers import latest_deployment, run_job
 from tests.dagster_helpers import metadata as _meta
-from tests.dagster_helpers import run_job
 from tests.metadata_helpers import assert_readable, assert_training_curve, raw_metadata
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,8 @@ def _materialize(recipe: dict, instance=None):
 def test_whole_graph_trains_evaluates_records_packages_and_deploys(recipe, tmp_path):
     from transformers import pipeline
 
-    result = _materialize(recipe)
+    instance = dg.DagsterInstance.ephemeral()
+    result = _materialize(recipe, instance=instance)
     assert result.success
     data = _meta(result, "training_dataset")
     assert data["rows_train"] > 0 and data["rows_test"] > 0 and len(data["data_hash"]) == 16
@@ -45,8 +46,11 @@ def test_whole_graph_trains_evaluates_records_packages_and_deploys(recipe, tmp_p
     jsonschema.validate(manifest, schema())
     assert manifest["run_id"].startswith("tiny_") and manifest["metrics"]["accuracy"] == pytest.approx(report["accuracy"], 1e-3)
 
-    current = Path(_meta(result, "deployed_model")["current_model"])
-    assert current == tmp_path / "durable" / "deploy" / "current_model"
+    assert _meta(result, "promotion")["promoted"] is True
+    current = tmp_path / "durable" / "deploy" / "current_model"
+    deployed = latest_deployment(instance)
+    assert deployed["run_id"] == model["run_id"] and deployed["line"] == "trained" and deployed["by"] == "Dagster"
+    assert deployed["accuracy"] == report["accuracy"] and deployed["dataset_version"] == data["dataset_version"]
     clf = pipeline("text-classification", model=str(current))
     # tests/tiny.py labels a review by its sentiment words alone, so these two are unambiguous.
     assert clf("great superb lovely film")[0]["label"] == "pos"
@@ -62,7 +66,7 @@ def test_a_model_below_its_thresholds_is_not_packaged_or_deployed(recipe, tmp_pa
     result = _materialize(recipe)
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert {"trained_model", "evaluation_report"} <= materialized
-    assert not materialized & {"run_manifest", "model_package", "deployed_model"}
+    assert not materialized & {"run_manifest", "model_package", "promotion"}
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["meets_thresholds"].passed is False
     assert not (tmp_path / "durable" / "deploy" / "current_model").exists()

@@ -1,7 +1,8 @@
 """The Dagster UI in a real browser: `dagster dev` on a free loopback port, headless Debian chromium driven by
 Playwright (no browser download). It opens the asset graph, launches `training_pipeline` on the tiny recipe
 with "Materialize all", follows the run to success through the queue, reads the metadata and the check on
-`evaluation_report`, and saves a screenshot. Every process it started is stopped (by process group)."""
+`evaluation_report` and the deployed run on `current_model`, and saves screenshots. Every process it started is
+stopped (by process group)."""
 
 from __future__ import annotations
 
@@ -90,7 +91,14 @@ def test_materialize_the_tiny_recipe_from_the_ui(dagster_dev):
             expect(page.get_by_text("meets_thresholds").first).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Passed", exact=True).first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(shots / "ui_checks.png"))
+
+            # The one deployment asset names the model the run deployed, with its accuracy.
+            deployed = tmp_path / "durable" / "deploy" / "current_model"
+            assert (deployed / "config.json").is_file()  # the UI's run really deployed the tiny model
+            run_id = deployed.resolve().parent.name
+            page.goto(f"{url}/assets/current_model", wait_until="domcontentloaded")
+            expect(page.get_by_text(run_id).first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("accuracy", exact=True).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "ui_current_model.png"))
         finally:
             browser.close()
-    deployed = tmp_path / "durable" / "deploy" / "current_model"
-    assert (deployed / "config.json").is_file()  # the UI's run really deployed the tiny model

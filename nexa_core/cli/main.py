@@ -101,6 +101,7 @@ def cmd_pull(args) -> None:
 
 def cmd_deploy(args) -> None:
     from nexa_core.release import deploy
+    from nexa_core.release.deployment import current_deployment, describe
 
     layout = _layout(args)
     if args.rollback:
@@ -108,13 +109,11 @@ def cmd_deploy(args) -> None:
             raise NexaError(f"--rollback takes no run id (got {args.run_id!r}); "
                             "roll back with `nexa deploy --rollback`, or deploy a run with `nexa deploy <run_id>`")
         run_id = deploy.rollback(layout)
-        print(f"rolled back: {deploy.current_model_path(layout)} -> {run_id}")
+        print(f"rolled back to {run_id}")
     elif args.run_id is not None:  # an empty id is refused by the run-id check, not taken as "show"
-        path = steps().deploy_run(layout, args.run_id, force=args.force)
-        print(f"deployed {args.run_id}: {path}")
-    else:
-        current = deploy.current_release(layout)
-        print(f"{deploy.current_model_path(layout)} -> {current}" if current else "nothing deployed")
+        steps().deploy_run(layout, args.run_id, force=args.force)
+        print(f"deployed {args.run_id}")
+    print(describe(current_deployment(layout)))  # with no argument, only this: what is deployed now
 
 
 def cmd_cleanup(args) -> None:
@@ -176,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("deploy", help="promote a run to deploy/current_model, or roll back"), required=False)
     p.add_argument("run_id", nargs="?")
     p.add_argument("--rollback", action="store_true", help="re-point current_model at the previous release")
-    p.add_argument("--force", action="store_true", help="deploy even if evaluation gates fail")
+    p.add_argument("--force", action="store_true",
+                   help="deploy even if it fails its evaluation gates or loses to the champion (the history records it)")
     p.set_defaults(fn=cmd_deploy)
     p = with_config(sub.add_parser("pull", help="restore a mirrored run from durable storage (verified)"),
                     required=False)

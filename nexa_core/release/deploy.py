@@ -4,7 +4,8 @@ Layout under `layout.deploy_dir`:
 
     releases/<run_id>/      a verified, unpacked package (model/, config.yaml, metrics.json, manifest.json, SHA256SUMS)
     current_model           symlink -> releases/<run_id>/model (relative, so the durable folder can move)
-    history.jsonl           one JSON record per promotion: action, run_id, previous_run_id, deployed_at
+    history.jsonl           one JSON record per promotion: action, run_id, previous_run_id, deployed_at, by (CLI or
+                            Dagster, with dagster_run_id), line (trained or student) when known, forced/overrides
     .lock                   flock'ed while history and current_model change
 
 `current_model` is swapped with a rename over it, so a reader always sees the old model or the new one.
@@ -262,24 +263,32 @@ def _promote(layout: Layout, record: dict) -> None:
         raise
 
 
-def deploy(layout: Layout, run_id: str, guard: Callable[[str | None], list[str]] | None = None) -> Path:
+def _origin(origin: dict | None) -> dict:
+    """Who promoted: {"by": "CLI"} unless the caller says (a Dagster run: by, dagster_run_id; the model line)."""
+    return {"by": "CLI", **(origin or {})}
+
+
+def deploy(layout: Layout, run_id: str, guard: Callable[[str | None], list[str]] | None = None,
+           origin: dict | None = None) -> Path:
     """Make `run_id` the current model; returns the `current_model` path.
 
     `guard(current_run_id)` runs under the lock, before anything changes: it raises to refuse the deploy, or
-    returns the reasons it was told to override (recorded in the history record as `overrides`)."""
+    returns the reasons it was told to override (recorded in the history record as `overrides`). `origin` is
+    added to the record (by, dagster_run_id, line)."""
     run_id = validate_run_id(run_id)
     _ensure_release(layout, run_id)  # the slow part runs outside the lock
     with _locked(layout):
         previous = current_release(layout)
         overrides = guard(previous) if guard else []
-        record = {"action": "deploy", "run_id": run_id, "previous_run_id": previous, "deployed_at": _now()}
+        record = {"action": "deploy", "run_id": run_id, "previous_run_id": previous, "deployed_at": _now(),
+                  **_origin(origin)}
         if overrides:
             record.update(forced=True, overrides=overrides)
         _promote(layout, record)
     return current_model_path(layout)
 
 
-def rollback(layout: Layout) -> str:
+def rollback(layout: Layout, origin: dict | None = None) -> str:
     """Re-point current_model at the release deployed before the current one; returns its run id."""
     with _locked(layout):
         current = current_release(layout)
@@ -296,5 +305,6 @@ def rollback(layout: Layout) -> str:
             raise NexaError(f"nothing to roll back to: {current} is the earliest deployment in {history_path(layout)}")
         target = validate_run_id(stack[-1])
         _check_release(layout, target)
-        _promote(layout, {"action": "rollback", "run_id": target, "previous_run_id": current, "deployed_at": _now()})
+        _promote(layout, {"action": "rollback", "run_id": target, "previous_run_id": current, "deployed_at": _now(),
+                          **_origin(origin)})
     return target

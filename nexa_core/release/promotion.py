@@ -4,14 +4,15 @@ The champion is whatever `deploy/current_model` serves. It is re-evaluated on th
 (its own evaluation was on older data), so both numbers measure the same rows. The decision uses
 `evaluation.promotion`: `metric` (accuracy, macro_f1: higher is better; loss: lower is better) and
 `min_improvement` (the challenger must be better by strictly more than this). A champion that cannot be
-scored on this split (different labels) is never replaced automatically: `nexa deploy <run_id>` does it by hand.
-The decision gates a student built from a data drop (input set `drops-<version>`); for other input sets it is
-recorded only, unless `evaluation.promotion.scope` is "all".
+scored on this split (different labels) is never replaced automatically: `nexa deploy <run_id> --force` does it.
+Every model line is gated by default (`evaluation.promotion.scope`: "all"; "drops" gates only drop-flow
+students, "none" nothing); a model let through without winning has the reason recorded in the deploy history.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -44,9 +45,11 @@ def compare(challenger: dict, champion: Optional[dict], promotion: PromotionConf
     return {**decision, "champion_value": best, "improvement": improvement, "promote": promote, "reason": reason}
 
 
-def is_gated(cfg: NexaConfig, inputs_version: str) -> bool:
-    """Must this student beat the champion to be deployed? Drop input sets always; others if scope is "all"."""
-    return cfg.evaluation.promotion.scope == "all" or is_drop_inputs(inputs_version)
+def is_gated(cfg: NexaConfig, inputs_version: Optional[str] = None) -> bool:
+    """Must this model beat the champion to be deployed? Per evaluation.promotion.scope: "all" every model,
+    "drops" only students of a drop input set (`inputs_version` drops-<version>), "none" none."""
+    scope = cfg.evaluation.promotion.scope
+    return scope == "all" or (scope == "drops" and inputs_version is not None and is_drop_inputs(inputs_version))
 
 
 def champion_vs_challenger(cfg: NexaConfig, layout: Layout, dataset_dir: Path, challenger: dict,
@@ -75,7 +78,7 @@ def champion_vs_challenger(cfg: NexaConfig, layout: Layout, dataset_dir: Path, c
         except NexaError as err:
             decision = {**compare(challenger, None, cfg.evaluation.promotion), "promote": False,
                         "reason": f"the champion {champion_id} cannot be scored on this test split ({err}); "
-                                  f"deploy by hand with `nexa deploy {challenger_run_id}` if intended"}
+                                  f"deploy by hand with `nexa deploy {challenger_run_id} --force` if intended"}
         else:
             decision = compare(challenger, champion, cfg.evaluation.promotion)
     result = {**context, **decision}
@@ -96,15 +99,46 @@ def read_decision(layout: Layout, run_id: str) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def promotion_refusal(layout: Layout, run_id: str, current: Optional[str]) -> Optional[str]:
-    """Why a gated run may not replace `current` (the deployed run id), or None. Ungated decisions and runs
-    without a decision (the fine-tuned line) are not refused here: their thresholds gate them."""
-    decision = read_decision(layout, run_id)
-    if not decision or not decision.get("gated", True):
+def tested_on(layout: Layout, run_id: str) -> tuple[Path, dict]:
+    """The prepared dataset a run was tested on, and its test report (metrics.json)."""
+    from nexa_core.training.record import read_record
+
+    metrics_path = layout.run_dir(run_id) / "metrics.json"
+    report = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    version = report.get("dataset_version") or (read_record(layout.run_dir(run_id)) or {}).get("dataset_version")
+    dataset_dir = layout.datasets_dir / str(version)
+    if not version or not (dataset_dir / "test.parquet").is_file():
+        raise NexaError(f"cannot compare run {run_id} with the deployed champion: its test split "
+                        f"({dataset_dir if version else 'dataset_version in ' + str(metrics_path)}) is not here; "
+                        f"restore it (`nexa prepare` with the run's recipe), or pass --force to deploy without comparing")
+    return dataset_dir, report
+
+
+def decision_against(settings: Callable[[], NexaConfig], layout: Layout, run_id: str,
+                     current: Optional[str]) -> Optional[dict]:
+    """The champion/challenger decision of `run_id` against `current` (the deployed run id): the one recorded
+    if it was made against that champion (a student's, at evaluation), else a new one made now on the run's
+    own test split with the recipe `settings()` returns. None when there is no other champion to beat."""
+    if current is None or current == run_id:
         return None
-    if not decision["promote"]:
-        return f"{run_id} lost to the champion ({decision['reason']})"
-    if decision["champion_run_id"] not in (current, run_id):
-        return (f"the deployed model changed from {decision['champion_run_id']} to {current} since {run_id} was "
-                "compared with it; evaluate it again against the new champion")
-    return None
+    recorded = read_decision(layout, run_id)
+    if recorded and recorded.get("champion_run_id") == current:
+        return recorded
+    metrics_path = layout.run_dir(run_id) / "metrics.json"
+    if metrics_path.is_file() and "agreement" in json.loads(metrics_path.read_text()):
+        return None  # a causal LM student: judged by agreement with its teacher (thresholds), not by a classifier's score
+    dataset_dir, report = tested_on(layout, run_id)
+    cfg = settings()
+    gated = recorded["gated"] if recorded else is_gated(cfg)  # a student keeps its input set's gating
+    return champion_vs_challenger(cfg, layout, dataset_dir, report, run_id, gated=gated)
+
+
+def kept_champion(decision: dict) -> str:
+    """One line for a challenger that did not win: which champion stays, and by which numbers."""
+    champion, metric = decision["champion_run_id"], decision["metric"]
+    if decision.get("champion_value") is None:
+        return f"kept champion {champion}: {decision['reason']}"
+    direction = "lower" if metric == "loss" else "higher"
+    return (f"kept champion {champion} ({metric} {decision['champion_value']:.3f} vs {decision['challenger_value']:.3f} "
+            f"for {decision['challenger_run_id']} on the same test split; a challenger must be {direction} by more "
+            f"than {decision['min_improvement']})")

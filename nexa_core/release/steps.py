@@ -77,25 +77,60 @@ def package_run(layout: Layout, run_id: str, force: bool = False) -> Path:
     return build_package(layout, run_id)
 
 
-def deploy_run(layout: Layout, run_id: str, force: bool = False) -> Path:
-    """Deploy a run if it passes its gates and, when gated, beat the model deployed now (champion/challenger).
+class ChampionKept(NexaError):
+    """A challenger that did not beat the deployed champion: an expected outcome, not a fault of the run."""
 
-    The champion check runs under the deploy lock, so two deploys cannot both pass against the same champion.
-    With `force`, whatever would have refused the run is written to the deploy history as `overrides`."""
+    def __init__(self, outcome: str, run_id: str, decision: dict):
+        super().__init__(f"{outcome}; not deploying {run_id} (pass --force to deploy it anyway)")
+        self.outcome, self.decision = outcome, decision
+
+
+def run_config(layout: Layout, run_id: str) -> NexaConfig:
+    """The recipe a run was trained with (its config snapshot), as `nexa deploy` judges it."""
+    from nexa_core.config import validate_config
+
+    path = layout.run_dir(run_id) / "config.yaml"
+    if not path.is_file():
+        raise NexaError(f"run {run_id} has no config snapshot at {path}; its promotion settings are unknown, so "
+                        "train it again (or restore the run folder with `nexa pull`)")
+    try:
+        return validate_config(yaml.safe_load(path.read_text()) or {})
+    except NexaError as err:
+        raise NexaError(f"{path}: {err}") from None
+
+
+def deploy_run(layout: Layout, run_id: str, force: bool = False, cfg: NexaConfig | None = None,
+               origin: dict | None = None) -> Path:
+    """Deploy a run if it passes its gates and beats the model deployed now on its own test split
+    (champion/challenger, `evaluation.promotion` of `cfg`, else of the run's config snapshot).
+
+    The champion check runs under the deploy lock, so two deploys cannot both pass against the same champion; a
+    challenger that loses raises `ChampionKept`. With `force`, or when `evaluation.promotion.scope` does not gate
+    the run, whatever would have refused it is written to the deploy history as `overrides`. `origin` names who
+    deploys (see `deploy.deploy`)."""
     from nexa_core.release.deploy import deploy
-    from nexa_core.release.promotion import promotion_refusal
+    from nexa_core.release.promotion import decision_against, kept_champion
 
     overridden = release_gate(layout, run_id, "deploying", force)
     if not layout.package_path(run_id).is_file():
         package_run(layout, run_id, force=force)
 
     def guard(current: str | None) -> list[str]:
-        refusal = promotion_refusal(layout, run_id, current)
-        if refusal and not force:
-            raise NexaError(f"{refusal}; not deploying it (pass --force to override)")
-        return overridden + ([refusal] if refusal else [])
+        try:
+            decision = decision_against(lambda: cfg or run_config(layout, run_id), layout, run_id, current)
+        except NexaError as err:
+            if not force:
+                raise
+            return [*overridden, f"not compared with the champion {current}: {err}"]
+        if decision is None or decision["promote"]:
+            return overridden
+        kept = kept_champion(decision)
+        if decision.get("gated", True) and not force:
+            raise ChampionKept(kept, run_id, decision)
+        why = "--force" if force else "evaluation.promotion.scope does not gate it"
+        return [*overridden, f"{run_id} lost to the champion, deployed by {why}: {decision['reason']}"]
 
-    return deploy(layout, run_id, guard=guard)
+    return deploy(layout, run_id, guard=guard, origin=origin)
 
 
 def _architecture(final_dir: Path, source: str) -> str:

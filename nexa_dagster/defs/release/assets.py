@@ -1,8 +1,11 @@
-"""Release assets, for any evaluated model: `run_manifest` -> `model_package` -> `deployed_model` and
+"""Release assets, for any evaluated model: `run_manifest` -> `model_package` -> `promotion` and
 `run_mirror` (durable copies: S3 under NEXA_S3_PREFIX, else the local mirror folder).
 
 `release_assets` builds the chain once per model line (the fine-tuned model; the distilled student,
-per input partition), so both lines record, package and promote through the same code.
+per input partition), so both lines record, package and promote through the same code. A line's `promotion` is
+its champion/challenger decision: it deploys the model only if it beats the one deployed now, and records
+"kept champion ..." otherwise (an expected outcome, not a failure). What is deployed is the one `current_model`
+asset (`deployment.py`).
 """
 
 import json
@@ -13,18 +16,19 @@ from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.release import steps
 from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
+from nexa_dagster.defs.release.deployment import observation
 from nexa_dagster.defs.release.gates import threshold_check
-from nexa_dagster.defs.release.lines import STUDENT_LINE, TRAINED_LINE, ModelLine
+from nexa_dagster.defs.release.lines import LINES, ModelLine
 from nexa_dagster.failures import refusals_as_failures
-from nexa_dagster.metadata import to_metadata
-from nexa_dagster.resources import NexaRecipe, S3StorageResource
+from nexa_dagster.metadata import numbers, to_metadata
+from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, S3StorageResource
 
 
 def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
     """The model's output names the dataset it was trained and tested on (`model["dataset"]`)."""
     model, report, prefix = line.model, line.report, line.prefix
     common = {"group_name": "release", "partitions_def": TEACHER_INPUTS if line.partitioned else None}
-    manifest_name, package_name, deployed_name = f"{prefix}run_manifest", f"{prefix}model_package", f"{prefix}deployed_model"
+    manifest_name, package_name = f"{prefix}run_manifest", f"{prefix}model_package"
 
     @dg.asset(name=manifest_name, kinds={"json"}, description="runs/manifests/<run_id>.json (NexaRunManifest).",
               ins={"model": dg.AssetIn(model), "report": dg.AssetIn(report)}, **common)
@@ -50,27 +54,38 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
                          metadata={"package_path": dg.MetadataValue.path(str(path)), "sha256": digest,
                                    "size_bytes": path.stat().st_size})
 
-    @dg.asset(name=deployed_name, kinds={"huggingface"}, description="deploy/current_model, atomically promoted.",
-              ins={"package": dg.AssetIn(package_name)}, **common)
+    @dg.asset(name=line.promotion, kinds={"json"}, ins={"package": dg.AssetIn(package_name)}, **common,
+              description="Champion/challenger: deploys this model to current_model only if it beats the deployed one "
+                          "on its test split (evaluation.promotion); otherwise keeps the champion and says why.")
     @refusals_as_failures
-    def deployed_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, package: dict) -> dg.Output[dict]:
-        from nexa_core.common.errors import NexaError
+    def promotion(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
+                  package: dict) -> dg.Output[dict]:
         from nexa_core.release import deploy
         from nexa_core.release.promotion import read_decision
 
-        layout = nexa.layout()
+        layout, run_id = nexa.layout(), package["run_id"]
         previous = deploy.current_release(layout)
-        decision = read_decision(layout, package["run_id"])
-        try:  # the same gate as `nexa deploy`: thresholds from the run's snapshot, the champion check if gated
-            path = steps.deploy_run(layout, package["run_id"])
-        except NexaError as err:
-            raise dg.Failure(description=str(err)) from None
-        context.log.info(f"deployed model {package['run_id']} at {path}")
-        extra = {"promotion": decision, "champion_run_id": decision["champion_run_id"]} if decision else {}
-        return dg.Output({"run_id": package["run_id"], "path": str(path)},
-                         metadata=to_metadata({"current_model": path, "run_id": package["run_id"],
-                                               "previous_run_id": previous, "history_length": len(deploy.history(layout)),
-                                               **extra}))
+        origin = {"by": "Dagster", "dagster_run_id": context.run_id, "line": line.name}
+        try:  # the same decision as `nexa deploy`: the run's gates, then the champion on the run's test split
+            steps.deploy_run(layout, run_id, cfg=trainer.apply(nexa.core()), origin=origin)
+        except steps.ChampionKept as kept:  # an expected outcome, not a failure; other refusals fail the step
+            outcome, promoted = kept.outcome, False
+        else:
+            record = next((r for r in reversed(deploy.history(layout)) if r.get("dagster_run_id") == context.run_id), {})
+            outcome, promoted = f"deployed {run_id} (previous: {previous})", True
+            context.log_event(observation(layout))  # current_model names the new model in this run already
+        context.log.info(outcome)
+        decision = read_decision(layout, run_id)
+        metadata = {"outcome": dg.MetadataValue.text(outcome), "promoted": dg.MetadataValue.bool(promoted),
+                    "run_id": dg.MetadataValue.text(run_id), "champion_run_id": dg.MetadataValue.text(str(previous))}
+        if decision and decision.get("champion_run_id") == previous:
+            metadata.update(reason=dg.MetadataValue.text(decision["reason"]), comparison=dg.MetadataValue.json(decision),
+                            **numbers({k: decision[k] for k in ("challenger_value", "champion_value", "improvement")
+                                       if decision.get(k) is not None}))
+        if promoted and record.get("forced"):
+            metadata.update(forced=dg.MetadataValue.bool(True), overrides=dg.MetadataValue.json(record["overrides"]))
+        return dg.Output({"run_id": run_id, "promoted": promoted, "current_run_id": deploy.current_release(layout)},
+                         metadata=metadata)
 
     @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
@@ -84,11 +99,10 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
                                                        "uploaded_files": sum(i.get("uploaded", 0) for i in pushed.values()),
                                                        "skipped_files": sum(i.get("skipped", 0) for i in pushed.values())}))
 
-    return [run_manifest, model_package, deployed_model, run_mirror]
+    return [run_manifest, model_package, promotion, run_mirror]
 
 
 @dg.definitions
 def release_chains() -> dg.Definitions:
-    lines = (TRAINED_LINE, STUDENT_LINE)
-    return dg.Definitions(assets=[asset for line in lines for asset in release_assets(line)],
-                          asset_checks=[threshold_check(line) for line in lines])
+    return dg.Definitions(assets=[asset for line in LINES for asset in release_assets(line)],
+                          asset_checks=[threshold_check(line) for line in LINES])

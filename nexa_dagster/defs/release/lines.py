@@ -1,13 +1,15 @@
 """The two model lines that go through the release chain: the fine-tuned classifier and the distilled student
-(one release per teacher-input partition). Both are built by the same factory (`assets.py`)."""
+(one release per teacher-input partition). Both are built by the same factory (`assets.py`); each line's
+`promotion` step feeds the one deployment asset, `current_model` (`deployment.py`)."""
 
 from dataclasses import dataclass
 
-RELEASE_STEPS = ("run_manifest", "model_package", "deployed_model", "run_mirror")
+RELEASE_STEPS = ("run_manifest", "model_package", "promotion", "run_mirror")
 
 
 @dataclass(frozen=True)
 class ModelLine:
+    name: str  # "trained" or "student": recorded with each deploy, shown on current_model
     model: str  # the asset whose output is a trained model (run id, dataset, train metrics)
     report: str  # the asset whose output is that model's evaluation report
     prefix: str = ""  # prepended to the release asset names
@@ -17,6 +19,11 @@ class ModelLine:
     def release_assets(self) -> list[str]:
         return [f"{self.prefix}{step}" for step in RELEASE_STEPS]
 
+    @property
+    def promotion(self) -> str:
+        return f"{self.prefix}promotion"
 
-TRAINED_LINE = ModelLine("trained_model", "evaluation_report")
-STUDENT_LINE = ModelLine("student_model", "student_evaluation", prefix="student_", partitioned=True)
+
+TRAINED_LINE = ModelLine("trained", "trained_model", "evaluation_report")
+STUDENT_LINE = ModelLine("student", "student_model", "student_evaluation", prefix="student_", partitioned=True)
+LINES = (TRAINED_LINE, STUDENT_LINE)
