@@ -7,6 +7,7 @@ stopped (by process group)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def dagster_dev(recipe, tmp_path):
     home = tmp_path / "home"
     instance_home(home, ROOT / "dagster.yaml")  # queued runs, gpu pool: the project's instance
     port = free_port()
+    recipe["distill"] = {"student_layers": 1, "top_k": 2, "chunk_size": 64}  # the tiny model has 2 layers
     env = {**os.environ, "DAGSTER_HOME": str(home), "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml")),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     log = open(tmp_path / "dagster_dev.log", "wb")
@@ -48,7 +50,7 @@ def dagster_dev(recipe, tmp_path):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"dagster dev did not start: {(tmp_path / 'dagster_dev.log').read_text()[-3000:]}") from None
                 time.sleep(1)
-        yield url, tmp_path
+        yield url, tmp_path, env
     finally:
         stop_group(proc)
         log.close()
@@ -58,7 +60,7 @@ def dagster_dev(recipe, tmp_path):
 def test_materialize_the_tiny_recipe_from_the_ui(dagster_dev):
     from playwright.sync_api import expect, sync_playwright
 
-    url, tmp_path = dagster_dev
+    url, tmp_path, env = dagster_dev
     shots = Path(os.environ.get("NEXA_SCREENSHOTS", tmp_path))
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
@@ -95,10 +97,74 @@ def test_materialize_the_tiny_recipe_from_the_ui(dagster_dev):
             # The one deployment asset names the model the run deployed, with its accuracy.
             deployed = tmp_path / "durable" / "deploy" / "current_model"
             assert (deployed / "config.json").is_file()  # the UI's run really deployed the tiny model
-            run_id = deployed.resolve().parent.name
-            page.goto(f"{url}/assets/current_model", wait_until="domcontentloaded")
-            expect(page.get_by_text(run_id).first).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("accuracy", exact=True).first).to_be_visible(timeout=60_000)
+            trained = deployed.resolve().parent.name
+            _deployment_shows(page, url, trained)
             page.screenshot(path=str(shots / "ui_current_model.png"))
+
+            # The distillation pipeline on the same instance; the student's page opens with its curves.
+            _cli(env, "-m", "nexa_dagster.partitions", "add", "v1")
+            _dagster(env, "job", "execute", "-m", LOCATION, "-j", "distillation_pipeline",
+                     "--tags", '{"dagster/partition": "v1"}')
+            student = next(p.name for p in (tmp_path / "durable" / "runs").iterdir() if p.name.startswith("tiny-student_"))
+            _deployment_shows(page, url, deployed.resolve().parent.name)  # the champion, or the student if it won
+            page.goto(f"{url}/assets/student_model", wait_until="domcontentloaded")
+            page.get_by_text("[Show Markdown]").first.click(timeout=60_000)  # the first entry: "loss curve"
+            curve = page.get_by_role("img", name="training loss and validation curves")
+            curve.wait_for(timeout=60_000)
+            assert curve.evaluate("img => img.complete && img.naturalWidth") > 0  # the image really decodes
+            page.screenshot(path=str(shots / "ui_student_curve.png"))
+
+            # Deploys and rollbacks from the CLI show up on the deployment asset (current_model_sensor).
+            if deployed.resolve().parent.name != student:
+                _cli(env, "-m", "nexa_core.cli.main", "deploy", student, "--force", "--config", env["NEXA_CONFIG"])
+            _cli(env, "-m", "nexa_core.cli.main", "deploy", "--rollback", "--config", env["NEXA_CONFIG"])
+            assert deployed.resolve().parent.name == trained
+            _deployment_shows(page, url, trained, "rollback", wait=150)
+            page.screenshot(path=str(shots / "ui_rollback.png"))
+
+            # A run that misses its gate: the check says which metric missed which threshold, and the fix.
+            gate = tmp_path / "gate.yaml"
+            gate.write_text("resources:\n  nexa:\n    config:\n      training: {optimizer: {lr: 1.0e-12}}\n"
+                            "      evaluation: {thresholds: {accuracy: 0.99}}\n")
+            assert _dagster(env, "job", "execute", "-m", LOCATION, "-j", "training_pipeline", "-c", str(gate),
+                            check=False).returncode != 0
+            page.goto(f"{url}/assets/evaluation_report?view=checks", wait_until="domcontentloaded")
+            reason = page.get_by_text(re.compile(r"^accuracy 0\.\d{3} < 0\.990 \(evaluation\.thresholds\.accuracy\); "
+                                                 r"train longer or on more data, or lower the threshold$"))
+            expect(reason.first).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Failed", exact=True).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots / "ui_failed_gate.png"))
         finally:
             browser.close()
+
+
+def _deployment_shows(page, url: str, run_id: str, *also: str, wait: float = 60) -> None:
+    """Open current_model and wait (reloading) until its latest observation names run_id (and `also`)."""
+    from playwright.sync_api import expect
+
+    deadline = time.monotonic() + wait
+    page.goto(f"{url}/assets/current_model", wait_until="domcontentloaded")
+    while True:
+        try:
+            for text in (run_id, *also):
+                expect(page.get_by_text(text, exact=True).first).to_be_visible(timeout=5_000)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            page.reload(wait_until="domcontentloaded")
+    expect(page.get_by_text("accuracy", exact=True).first).to_be_visible(timeout=10_000)
+
+
+def _cli(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], cwd=env["DAGSTER_HOME"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 or not check, proc.stderr[-3000:]
+    return proc
+
+
+def _dagster(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(Path(sys.executable).parent / "dagster"), *args], cwd=env["DAGSTER_HOME"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 or not check, proc.stderr[-3000:]
+    return proc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 from nexa_core.common.errors import NexaError
 
@@ -14,6 +15,9 @@ def cmd_monitor(args) -> None:
         raise NexaError(f"--interval {args.interval}: must be a positive number of seconds, e.g. --interval 5")
     if args.count is not None and args.count < 1:
         raise NexaError(f"--count {args.count}: must be at least 1 (omit it to refresh until Ctrl-C)")
+    # Ctrl-C is how the view ends: take it back even if our parent started us with SIGINT ignored (a background job
+    # of a non-interactive shell), which Python would otherwise keep, leaving only SIGKILL to stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_monitor(args.interval, args.count)
 
 
