@@ -54,3 +54,20 @@ def instance_home(home, project_yaml) -> None:
     # Create the SQLite tables now: processes started together (webserver, daemon, code server, two CLI runs)
     # would race to create them ("more than one head", "table already exists").
     dg.DagsterInstance.from_config(str(home)).dispose()
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log_path, timeout: float = 180) -> None:
+    """Wait until `dagster dev` answers on `url` (its /server_info); fail with the end of its log if it exits or
+    does not answer within `timeout` seconds."""
+    import urllib.request
+    from pathlib import Path
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/server_info", timeout=2).read()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"dagster dev did not start: {Path(log_path).read_text()[-3000:]}") from None
+            time.sleep(1)

@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.cli_helpers import ROOT, write_recipe
-from tests.process_helpers import free_port, group_alive, instance_home
+from tests.process_helpers import free_port, group_alive, instance_home, wait_until_serving
 
 pytestmark = pytest.mark.slow
 VENV = Path(sys.executable).parent.parent  # the running venv, so a worktree without its own .venv works too
@@ -41,15 +40,7 @@ def test_make_dev_stops_with_its_whole_group(recipe, tmp_path, sig, started_as):
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_ignore_sigint if started_as == "background job" else None)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).read()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, \
-                    f"make dev did not start: {log_path.read_text()[-3000:]}"
-                time.sleep(1)
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, log_path)
 
         os.killpg(proc.pid, sig)
         deadline = time.monotonic() + 30

@@ -12,13 +12,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.cli_helpers import ROOT, write_recipe
-from tests.process_helpers import free_port, group_alive, instance_home, stop_group
+from tests.process_helpers import free_port, group_alive, instance_home, stop_group, wait_until_serving
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,15 +40,7 @@ def dagster_dev(recipe, tmp_path):
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dagster dev did not start: {(tmp_path / 'dagster_dev.log').read_text()[-3000:]}") from None
-                time.sleep(1)
+        wait_until_serving(url, proc, tmp_path / "dagster_dev.log")
         yield url, tmp_path, env
     finally:
         stop_group(proc)
