@@ -20,7 +20,7 @@ from nexa_dagster.defs.release.deployment import observation
 from nexa_dagster.defs.release.gates import threshold_check
 from nexa_dagster.defs.release.lines import LINES, ModelLine
 from nexa_dagster.failures import refusals_as_failures
-from nexa_dagster.metadata import numbers, to_metadata
+from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, S3StorageResource
 
 
@@ -67,25 +67,23 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         previous = deploy.current_release(layout)
         origin = {"by": "Dagster", "dagster_run_id": context.run_id, "line": line.name}
         try:  # the same decision as `nexa deploy`: the run's gates, then the champion on the run's test split
-            steps.deploy_run(layout, run_id, cfg=trainer.apply(nexa.core()), origin=origin)
+            path = steps.deploy_run(layout, run_id, cfg=trainer.apply(nexa.core()), origin=origin)
         except steps.ChampionKept as kept:  # an expected outcome, not a failure; other refusals fail the step
             outcome, promoted = kept.outcome, False
         else:
             record = next((r for r in reversed(deploy.history(layout)) if r.get("dagster_run_id") == context.run_id), {})
-            outcome, promoted = f"deployed {run_id} (previous: {previous})", True
+            outcome, promoted = f"deployed {run_id} at {path} (previous: {previous or 'none'})", True
             context.log_event(observation(layout))  # current_model names the new model in this run already
         context.log.info(outcome)
         decision = read_decision(layout, run_id)
-        metadata = {"outcome": dg.MetadataValue.text(outcome), "promoted": dg.MetadataValue.bool(promoted),
-                    "run_id": dg.MetadataValue.text(run_id), "champion_run_id": dg.MetadataValue.text(str(previous))}
+        values = {"outcome": outcome, "promoted": promoted, "run_id": run_id, "champion_run_id": previous}
         if decision and decision.get("champion_run_id") == previous:
-            metadata.update(reason=dg.MetadataValue.text(decision["reason"]), comparison=dg.MetadataValue.json(decision),
-                            **numbers({k: decision[k] for k in ("challenger_value", "champion_value", "improvement")
-                                       if decision.get(k) is not None}))
+            values.update(reason=decision["reason"], comparison=dg.MetadataValue.json(decision),
+                          **{k: decision.get(k) for k in ("challenger_value", "champion_value", "improvement")})
         if promoted and record.get("forced"):
-            metadata.update(forced=dg.MetadataValue.bool(True), overrides=dg.MetadataValue.json(record["overrides"]))
+            values.update(forced=True, overrides=dg.MetadataValue.json(record["overrides"]))
         return dg.Output({"run_id": run_id, "promoted": promoted, "current_run_id": deploy.current_release(layout)},
-                         metadata=metadata)
+                         metadata=to_metadata(values))
 
     @dg.asset(name=f"{prefix}run_mirror", kinds={"s3"}, ins={"package": dg.AssetIn(package_name)}, **common,
               description="final/, best checkpoint, package and manifest mirrored (verified) to durable storage.")
