@@ -7,7 +7,6 @@ that opened the file before it was removed must not hold a lock on the removed c
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -58,20 +57,8 @@ class FileLock:
 
 def holder(path: Path) -> str | None:
     """Who holds the lock at `path` ("pid 12 on host-a"), or None when no live process does."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise
-            return _describe(os.pread(fd, 4096, 0))
-        return None  # we could lock it, so its last holder is gone
-    finally:
-        os.close(fd)
+    held, raw = _probe(path, read=True)
+    return _describe(raw) if held else None
 
 
 def _describe(raw: bytes) -> str:
@@ -93,17 +80,23 @@ def in_use(path: Path) -> bool:
     """Whether a live process holds a flock on `path` (a file or a folder); False once it is gone or unlocked.
 
     For writers that flock what they are writing (a temp package, an unpack folder) rather than a lock file."""
+    return _probe(path)[0]
+
+
+def _probe(path: Path, read: bool = False) -> tuple[bool, bytes]:
+    """(held by a live process, the holder's note if `read`): a shared flock for an instant, dropped on close."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
-        return False
+        return False, b""
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True, os.pread(fd, 4096, 0) if read else b""
+        return False, b""  # we could lock it, so its last holder is gone
     finally:
-        os.close(fd)  # also drops the probe's own shared lock
-    return False
+        os.close(fd)
 
 
 @contextmanager
