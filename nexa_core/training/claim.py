@@ -72,13 +72,13 @@ def _claim_named(layout: Layout, run_id: str, key: str) -> RunClaim:
         log.warning("waiting for run %s: %s is training it", run_id, holder(run_dir / LOCK) or "another process")
         lock.acquire()
     try:
-        return RunClaim(run_id, run_dir, True, _resume_refusal(run_dir, run_id, key), lock=lock)
+        return RunClaim(run_id, run_dir, True, _resume_message(run_dir, run_id, key), lock=lock)
     except BaseException:
         lock.release()
         raise
 
 
-def _resume_refusal(run_dir: Path, run_id: str, key: str) -> str:
+def _resume_message(run_dir: Path, run_id: str, key: str) -> str:
     """The message for resuming run_id, or a NexaError saying why it cannot be resumed as this work."""
     record = read_record(run_dir)
     fix = "omit --run-id to start a new run, or pick an unused id"
