@@ -297,22 +297,23 @@ def _unique_mapping(loader: _RecipeLoader, node: yaml.MappingNode, deep: bool = 
 _RecipeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
-def read_recipe(path: str | os.PathLike) -> dict[str, Any]:
+def read_recipe(path: str | os.PathLike, source: str = "--config") -> dict[str, Any]:
+    """The recipe's YAML as a mapping; `source` names where the path came from in errors (`NEXA_CONFIG`, ...)."""
     p = Path(path)
     if not p.is_file():
-        raise NexaError(f"--config {p}: file not found; pass a YAML recipe such as configs/default.yaml")
+        raise NexaError(f"{source} {p}: file not found; pass a YAML recipe such as configs/default.yaml")
     try:
         raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_RecipeLoader) or {}
     except UnicodeDecodeError as err:
-        raise NexaError(f"--config {p}: not UTF-8 text (byte {err.start}); save the recipe as UTF-8") from None
+        raise NexaError(f"{source} {p}: not UTF-8 text (byte {err.start}); save the recipe as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         if isinstance(err, yaml.constructor.ConstructorError) and "given twice" in str(err.problem):
-            raise NexaError(f"--config {p}:{where}: {err.problem}") from None
-        raise NexaError(f"--config {p}:{where} is not valid YAML; fix the syntax") from None
+            raise NexaError(f"{source} {p}:{where}: {err.problem}") from None
+        raise NexaError(f"{source} {p}:{where} is not valid YAML; fix the syntax") from None
     if not isinstance(raw, dict):
-        raise NexaError(f"--config {p}: top level must be a mapping of sections (data, model, training, ...)")
+        raise NexaError(f"{source} {p}: top level must be a mapping of sections (data, model, training, ...)")
     return raw
 
 

@@ -23,7 +23,7 @@ from nexa_core.config import (
     StorageConfig,
     TelemetryConfig,
     TrainingConfig,
-    load_config,
+    read_recipe,
     validate_config,
 )
 from nexa_dagster.config_bridge import dagster_config_class
@@ -64,10 +64,11 @@ def recipe_resource(path: str | os.PathLike | None = None) -> NexaRecipe:
         recipe = PROJECT_ROOT / recipe
     if not recipe.is_file():
         raise NexaError(f"{source} {recipe}: file not found; set NEXA_CONFIG to a YAML recipe such as configs/default.yaml")
+    values = read_recipe(recipe, source)  # the same lines as `nexa --config`, naming where the recipe came from
     try:
-        cfg = load_config(recipe)
-    except NexaError as err:  # the same line as `nexa --config`, naming where the recipe came from
-        raise NexaError(f"{source} {recipe}: {str(err).removeprefix(f'--config {recipe}').lstrip(': ')}") from None
+        cfg = validate_config(values)
+    except NexaError as err:
+        raise NexaError(f"{source} {recipe}: {err}") from None
     values = cfg.model_dump(mode="json")
     # Absolute storage roots, so the UI, the daemon and every run process agree on locations.
     values["storage"] = {key: str(path) for key, path in asdict(Layout.from_storage(cfg.storage)).items()}
