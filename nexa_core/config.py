@@ -208,6 +208,39 @@ class TelemetryConfig(_Section):
     price_per_kwh: float = Field(default=0.0, ge=0)  # $ per kWh of GPU energy, on top of the GPU-hour rate
 
 
+class MlflowConfig(_Section):
+    """MLflow 3 tracking and registry. Unset URI: MLFLOW_TRACKING_URI, else the embedded store (a SQLite file and an
+    artifact folder under <storage.durable>/mlflow/, never an mlflow.db in the working directory)."""
+
+    enabled: bool = True  # off: nothing logged, nothing created
+    tracking_uri: Optional[str] = None  # http(s)://host:port, sqlite:///abs/path.db, file:///abs/dir
+    experiment: str = "nexacompute"
+    registered_model: Optional[str] = None  # the registry name deployed models go under; unset: `<name>`
+    log_model: bool = True  # log final/ as an MLflow transformers model and register it
+
+
+class TensorBoardConfig(_Section):
+    enabled: bool = True  # event files in runs/<run_id>/tensorboard (`tensorboard --logdir <durable>/runs`)
+
+
+class WandbConfig(_Section):
+    # auto: on when WANDB_API_KEY is set or WANDB_MODE=offline; true: always (offline without a key); false: never
+    enabled: Literal["auto", "true", "false"] = "auto"
+    project: str = "nexacompute"
+    mode: Optional[Literal["online", "offline"]] = None  # unset: WANDB_MODE, else online with a key, offline without
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _bool_words(cls, value: Any) -> Any:
+        return str(value).lower() if isinstance(value, bool) else value  # YAML `true` means "true"
+
+
+class TrackingConfig(_Section):
+    mlflow: MlflowConfig = MlflowConfig()
+    tensorboard: TensorBoardConfig = TensorBoardConfig()
+    wandb: WandbConfig = WandbConfig()
+
+
 def _env_dir(var: str, default: str) -> str:
     return os.environ.get(var) or default
 
@@ -227,6 +260,7 @@ class NexaConfig(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     distill: DistillConfig = DistillConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    tracking: TrackingConfig = TrackingConfig()
     storage: StorageConfig = Field(default_factory=StorageConfig)  # read the env when loaded, not at import
 
     @field_validator("name")
