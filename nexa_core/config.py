@@ -208,11 +208,15 @@ class TelemetryConfig(_Section):
     price_per_kwh: float = Field(default=0.0, ge=0)  # $ per kWh of GPU energy, on top of the GPU-hour rate
 
 
+_OFF = ("0", "off", "false", "no")
+
+
 class MlflowConfig(_Section):
     """MLflow 3 tracking and registry. Unset URI: MLFLOW_TRACKING_URI, else the embedded store (a SQLite file and an
     artifact folder under <storage.durable>/mlflow/, never an mlflow.db in the working directory)."""
 
-    enabled: bool = True  # off: nothing logged, nothing created
+    # off: nothing logged, nothing created. Default: on, unless NEXA_MLFLOW=off (a CI switch, like storage's env roots)
+    enabled: bool = Field(default_factory=lambda: os.environ.get("NEXA_MLFLOW", "on").lower() not in _OFF)
     tracking_uri: Optional[str] = None  # http(s)://host:port, sqlite:///abs/path.db, file:///abs/dir
     experiment: str = "nexacompute"
     registered_model: Optional[str] = None  # the registry name deployed models go under; unset: `<name>`
@@ -236,7 +240,7 @@ class WandbConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    mlflow: MlflowConfig = MlflowConfig()
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)  # reads NEXA_MLFLOW when loaded, not at import
     tensorboard: TensorBoardConfig = TensorBoardConfig()
     wandb: WandbConfig = WandbConfig()
 
@@ -260,7 +264,7 @@ class NexaConfig(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     distill: DistillConfig = DistillConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
-    tracking: TrackingConfig = TrackingConfig()
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)  # read the env when loaded, not at import
 
     @field_validator("name")

@@ -127,7 +127,7 @@ def curve_markdown(png: Path, tracking_url: str | None = None) -> str:
     """The curves as an embedded image (Dagster shows images only through markdown), and the live curves' link."""
     encoded = base64.b64encode(Path(png).read_bytes()).decode()
     text = f"![training loss and validation curves](data:image/png;base64,{encoded})"
-    # Experiment tracking is not wired yet; when it is, its run page is linked here.
+    # The run's page in MLflow (a tracking server, or `make mlflow-ui` over the embedded store).
     return f"{text}\n\n[Live curves in the tracking UI]({tracking_url})" if tracking_url else text
 
 

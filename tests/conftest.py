@@ -11,6 +11,10 @@ from tests.tiny import make_tiny_bert, write_reviews_csv
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail fast instead of retrying the network
+# MLflow tracking defaults to on (an embedded store per storage root: ~3 s of schema set-up each); the tracking tests
+# switch it on explicitly (tests/test_tracking*.py), the others leave it off through its CI switch.
+os.environ.setdefault("NEXA_MLFLOW", "off")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ teacher -> teacher inputs -> teacher outputs -> filtered pairs -> student -> sid
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -160,6 +161,31 @@ def labels_version(cfg: NexaConfig, teacher: Teacher) -> str:
 
 def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: Teacher, version: str) -> TeacherOutputs:
     """Label every input of the set not yet labelled by this teacher version (resumable, chunked)."""
+    with _tracked_outputs(cfg, teacher, version) as tracker:
+        outputs = _label_inputs(cfg, layout, teacher, version)
+        tracker.log_metrics({k: v for k, v in outputs.metadata().items() if isinstance(v, (int, float))})
+    return outputs
+
+
+@contextmanager
+def _tracked_outputs(cfg: NexaConfig, teacher: Teacher, version: str):
+    """Teacher outputs as an MLflow run nested in the distillation run of this teacher version and input set."""
+    from nexa_core.tracking.distillation import nested_in_distillation
+    from nexa_core.tracking.runs import step_run
+
+    labels = labels_version(cfg, teacher)
+    d = cfg.distill
+    params = {"teacher_version": labels, "inputs_version": version, "teacher_path": str(teacher.path),
+              "teacher_precision": d.teacher_precision, "top_k": str(d.top_k), "batch_size": str(d.batch_size),
+              "kind": d.kind}
+    with nested_in_distillation(cfg, labels, version), step_run(
+            cfg, f"teacher-outputs-{version}", params=params,
+            tags={"nexa.kind": "teacher_outputs", "nexa.teacher_version": labels, "nexa.inputs_version": version,
+                  "nexa.teacher_run_id": teacher.run_id or teacher.trained_by}) as tracker:
+        yield tracker
+
+
+def _label_inputs(cfg: NexaConfig, layout: Layout, teacher: Teacher, version: str) -> TeacherOutputs:
     from nexa_core.distill.collect import collect_classification, collect_generation
 
     inputs = _inputs_frame(layout, version)[["input_id", "text"]]
@@ -229,6 +255,7 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
 
     The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
     from nexa_core.distill.student import make_student
+    from nexa_core.tracking.distillation import nested_in_distillation
     from nexa_core.training.record import update_record
 
     d = cfg.distill
@@ -248,7 +275,8 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
                             int(result.get("global_step", 0)), log_path=result.get("log_path"))
     kd = (d.alpha, d.temperature)
     with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
-                   init_from=str(init), pairs=str(pairs.path), kd=kd) as claim:
+                   init_from=str(init), pairs=str(pairs.path), kd=kd) as claim, \
+            nested_in_distillation(cfg, pairs.teacher_version, pairs.inputs_version):  # the student's MLflow parent
         result = train_run(cfg, dataset.path, claim.run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd,
                            storage=storage)
     return TrainedModel.from_result(result, dataset)

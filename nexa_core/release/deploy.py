@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import uuid
@@ -37,6 +38,8 @@ from nexa_core.common.layout import Layout
 from nexa_core.common.run_ids import RUN_ID_RE, validate_run_id
 from nexa_core.release.packaging import SUMS_NAME, recorded_package, unpack_package, verify_unpacked
 from nexa_core.training.record import RECORD
+
+log = logging.getLogger(__name__)
 
 CURRENT_NAME = "current_model"
 RELEASES_NAME = "releases"
@@ -261,6 +264,21 @@ def _promote(layout: Layout, record: dict) -> None:
     except BaseException:
         _truncate_history(layout, size)
         raise
+    _sync_registry(layout)
+
+
+def _sync_registry(layout: Layout) -> None:
+    """Under the lock, after the swap: MLflow's `champion` alias follows current_model and `previous` names what a
+    rollback would serve next. The deploy has happened; a registry that fails is reported, not a failed deploy."""
+    from nexa_core.tracking.registry import sync_aliases
+
+    stack = _stack(history(layout))
+    if not stack:
+        return
+    try:
+        log.info(sync_aliases(layout.run_dir(stack[-1]), layout.run_dir(stack[-2]) if len(stack) > 1 else None))
+    except Exception as err:  # noqa: BLE001 - the model is deployed either way; say what the registry missed
+        log.warning("registry: aliases not moved after deploying %s (%s)", stack[-1], err)
 
 
 def _origin(origin: dict | None) -> dict:

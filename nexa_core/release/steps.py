@@ -13,6 +13,7 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig
 from nexa_core.release.gates import gate_failures
 from nexa_core.release.manifest import RunManifest, now_iso, numeric_metrics, write_manifest
+from nexa_core.release.tracked import track_release
 from nexa_core.storage.settings import StorageSettings
 
 
@@ -37,7 +38,9 @@ def record_manifest(cfg: NexaConfig, run_id: str, layout: Layout, dataset, repor
         dataset=f"{dataset.source}@{dataset.version}",
         model=_architecture(run_dir / "final", cfg.model.name_or_path),
     )
-    return write_manifest(layout, manifest)
+    path = write_manifest(layout, manifest)
+    track_release(run_dir, report, path)  # after the manifest: tracking never decides whether a run is recorded
+    return path
 
 
 def run_thresholds(layout: Layout, run_id: str) -> dict[str, float]:

@@ -51,6 +51,7 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     """Everything about a training run that can be refused without data; returns (the resolved device, the model
     config). `init_from`: the model trained instead of model.name_or_path (`field` names where it came from;
     `revision` its hub revision, model.revision by default, as `train` loads it)."""
+    from nexa_core.tracking.settings import check_tracking
     from nexa_core.training.device import resolve_device
     from nexa_core.training.precision import precision_flags
 
@@ -69,6 +70,7 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     config = model_config(source, revision or cfg.model.revision, field)
     check_max_length(config, cfg.model.max_length, source)
     load_tokenizer(source, revision or cfg.model.revision, field)  # small files; the weights stay unread
+    check_tracking(cfg)  # an unreachable server or a foreign registry name, before any run folder is written
     return device, config
 
 

@@ -13,11 +13,14 @@ import yaml
 from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig
 from nexa_core.storage.settings import StorageSettings
+from nexa_core.tracking.callback import MlflowStepCallback
+from nexa_core.tracking.tracker import NullTracker
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split
 from nexa_core.training.launch import in_worker, is_main_process, launch
 from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.record import update_record, work_key
+from nexa_core.training.tracked import close_training_run, open_training_run
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     # Before torchrun starts: a bad precision is one line here rather than a traceback from every worker.
     device, _ = check_training(cfg, init_from)
     if cfg.training.distributed.world_size > 1 and not in_worker():
+        # The launcher opens the MLflow run, so every rank finds it in tracking.json; rank 0 logs to it.
+        info = json.loads((Path(dataset_dir) / "dataset.json").read_text())
+        open_training_run(cfg, layout.run_dir(run_id), run_id, info, init_from or cfg.model.name_or_path, kd is not None)
         return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd, storage=storage)
     from transformers import set_seed
 
@@ -77,6 +83,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"], init_from, pairs, kd),
                       status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir),
                       environment_fingerprint=record_environment(run_dir))
+    tracker = open_training_run(cfg, run_dir, run_id, info, source, kd is not None) if main else NullTracker()
     last = last_complete_checkpoint(ckpt_dir)
     if last:
         log.info("resuming %s from %s", run_id, last)
@@ -87,15 +94,20 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         from nexa_core.storage.settings import open_durable
 
         callbacks.append(BestCheckpointMirror(open_durable(storage, layout), run_id))
+    callbacks.append(MlflowStepCallback(tracker))  # last: it sends what the callbacks before it added to the log
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
 
     started = time.time()
-    with deterministic_on_cpu(device):
-        output = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    final_dir = run_dir / "final"
-    trainer.save_model(str(final_dir))  # the best model: load_best_model_at_end restored it
-    if main:
-        tokenizer.save_pretrained(str(final_dir))
+    try:
+        with deterministic_on_cpu(device):
+            output = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        final_dir = run_dir / "final"
+        trainer.save_model(str(final_dir))  # the best model: load_best_model_at_end restored it
+        if main:
+            tokenizer.save_pretrained(str(final_dir))
+    except BaseException as err:
+        close_training_run(tracker, run_dir, error=err)
+        raise
 
     state = trainer.state
     best_eval = next((r for r in state.log_history if r.get("step") == _step_of(state.best_model_checkpoint)
@@ -113,6 +125,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     )
     if main:
         update_record(run_dir, status="complete", train=result.to_dict())
+        close_training_run(tracker, run_dir, result)
     return result
 
 

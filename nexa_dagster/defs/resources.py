@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from nexa_dagster.resources import GPUTrainerResource, NVMLTelemetryResource, S3StorageResource, recipe_resource
+from nexa_dagster.resources import GPUTrainerResource, MLflowTrackingResource, NVMLTelemetryResource, S3StorageResource, recipe_resource
 from nexa_dagster.resources.recipe import checked
 
 
@@ -10,7 +10,7 @@ from nexa_dagster.resources.recipe import checked
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={"nexa": checked(recipe_resource()), "trainer": GPUTrainerResource(), "storage": S3StorageResource(),
-                   "telemetry": NVMLTelemetryResource()},
+                   "telemetry": NVMLTelemetryResource(), "tracking": MLflowTrackingResource()},
         # Steps form one chain, so separate processes would only add start-up cost (~7 s a run).
         executor=dg.in_process_executor,
     )

@@ -17,7 +17,8 @@ from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
 from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import telemetry_values, to_metadata, training_metadata
-from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
+from nexa_dagster.resources import GPUTrainerResource, MLflowTrackingResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
+from nexa_dagster.resources.tracking import run_url, tracking_values
 from nexa_dagster.run_tags import RUN_ID_TAG, TEACHER_RUN_ID_TAG, tag_run
 
 GROUP = "distillation"
@@ -27,12 +28,13 @@ GROUP = "distillation"
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
 @refusals_as_failures
 def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
-                  telemetry: NVMLTelemetryResource, storage: S3StorageResource,
+                  telemetry: NVMLTelemetryResource, storage: S3StorageResource, tracking: MLflowTrackingResource,
                   training_dataset: PreparedDataset) -> dg.Output[Teacher]:
     from nexa_core.distill import pipeline
 
-    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
-    with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
+    cfg, layout = tracking.apply(trainer.apply(nexa.core())), nexa.layout()
+    # The run id is claimed inside.
+    with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context):
         teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.reachable_settings())
     tag_run(context, TEACHER_RUN_ID_TAG, teacher.run_id)
     if teacher.trained:
@@ -40,8 +42,9 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     context.log.info(f"teacher {teacher.version} at {teacher.path} ({'trained' if teacher.trained else 'reused'})")
     # A reused or pinned teacher shows the curves of the run that trained it, where one did; its figures are
     # that run's, and this materialization's telemetry only when it trained here.
-    return dg.Output(teacher, metadata=training_metadata(teacher.metadata(), teacher.log_path,
-                                                         no_curve=teacher.no_curve_reason,
+    run = tracking_values(teacher.log_path.parent.parent if teacher.log_path else None)
+    return dg.Output(teacher, metadata=training_metadata({**teacher.metadata(), **run}, teacher.log_path,
+                                                         no_curve=teacher.no_curve_reason, tracking_url=run_url(run),
                                                          telemetry=usage.summary if teacher.trained else None))
 
 
@@ -62,13 +65,13 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
 @refusals_as_failures
 def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
-                    telemetry: NVMLTelemetryResource, teacher_model: Teacher,
+                    telemetry: NVMLTelemetryResource, tracking: MLflowTrackingResource, teacher_model: Teacher,
                     teacher_inputs: InputSet) -> dg.Output[TeacherOutputs]:
     from nexa_core.distill import pipeline
 
-    cfg, layout, key = trainer.apply(nexa.core()), nexa.layout(), context.partition_key
+    cfg, layout, key = tracking.apply(trainer.apply(nexa.core())), nexa.layout(), context.partition_key
     folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
-    with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage:
+    with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage, tracking.scope(context):
         outputs = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
     return dg.Output(outputs, metadata=to_metadata({**outputs.metadata(), **telemetry_values(usage.summary)}))
 
@@ -89,17 +92,20 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
 @refusals_as_failures
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
-                  telemetry: NVMLTelemetryResource, storage: S3StorageResource, teacher_model: Teacher,
-                  distillation_pairs: DistillationPairs) -> dg.Output[TrainedModel]:
+                  telemetry: NVMLTelemetryResource, storage: S3StorageResource, tracking: MLflowTrackingResource,
+                  teacher_model: Teacher, distillation_pairs: DistillationPairs) -> dg.Output[TrainedModel]:
     from nexa_core.distill import pipeline
 
-    cfg, layout = trainer.apply(nexa.core()), nexa.layout()
-    with telemetry.measure(cfg.telemetry, None, "train") as usage:  # the run id is claimed inside
+    cfg, layout = tracking.apply(trainer.apply(nexa.core())), nexa.layout()
+    # The run id is claimed inside.
+    with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context):
         student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs,
                                          storage=storage.reachable_settings())
     tag_run(context, RUN_ID_TAG, student.run_id)
     usage.save(layout.run_dir(student.run_id) / "telemetry")
-    return dg.Output(student, metadata=training_metadata(student.metadata(), student.log_path, telemetry=usage.summary))
+    run = tracking_values(student.run_dir)
+    return dg.Output(student, metadata=training_metadata({**student.metadata(), **run}, student.log_path,
+                                                         telemetry=usage.summary, tracking_url=run_url(run)))
 
 
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
