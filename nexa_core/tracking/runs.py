@@ -67,11 +67,12 @@ def start_run(cfg: NexaConfig, name: str, *, tags: dict[str, Any], params: dict[
 
 
 def attach(folder: Path) -> NullTracker:
-    """The MLflow run a training run's tracking.json names (NullTracker if it was not tracked)."""
+    """The MLflow run a training run's tracking.json names (NullTracker if it was not tracked, or its tracking failed)."""
     import os
 
     record = read_tracking(folder)
-    if not record or not record.get("run_id"):
+    # A run whose tracking failed stays as MLflow has it: its later steps neither retry nor warn again.
+    if not record or not record.get("run_id") or record.get("failure"):
         return NullTracker()
     uri = record["uri"]
     env = os.environ.get(ENV_URI, "").rstrip("/")
