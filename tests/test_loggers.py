@@ -143,6 +143,35 @@ def test_a_resumed_run_replaces_the_steps_logged_past_its_checkpoint(tmp_path):
                                                                      (10, 100.0)]
 
 
+class _FakeRun:
+    """Stands in for a resumed online W&B run (which needs W&B's servers): at step 7, and failing from step 12."""
+
+    def __init__(self):
+        self.step, self.logged = 7, []
+
+    def log(self, values, step):
+        if step >= 12:
+            raise ConnectionError(f"lost the server (key {CANARY})")
+        self.logged.append((step, values))
+
+
+def test_wandb_skips_steps_its_run_already_holds_and_stops_once_on_failure(tmp_path, caplog):
+    from nexa_core.tracking.wandb import WandbLog
+
+    callback = WandbLog(WandbConfig(), tmp_path, RUN_ID)
+    callback.run = run = _FakeRun()
+    state = SimpleNamespace(is_world_process_zero=True, global_step=0)
+    with caplog.at_level(logging.WARNING), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_API_KEY", CANARY)
+        for step in (6, 8, 10, 12, 14):
+            state.global_step = step
+            callback.on_log(None, state, None, logs={"loss": float(step)})
+    assert run.logged == [(8, {"train/loss": 8.0}), (10, {"train/loss": 10.0})]
+    assert callback.run is None  # no more W&B calls after the failure
+    assert [r.getMessage() for r in caplog.records] == [
+        "W&B stopped accepting data (lost the server (key <redacted>)); training goes on without W&B (tracking.wandb)"]
+
+
 # ------------------------------------------------------------------------------------------------- with training
 @pytest.fixture(scope="module")
 def logged_run(tiny_model, tiny_csv, tmp_path_factory):
@@ -183,7 +212,7 @@ def test_wandb_offline_run_holds_the_history_and_config(logged_run):
     (run_file,) = folder.glob("run-*.wandb")
     run_id, name, project, config = run_info(run_file)
     assert name == RUN_ID and project == "nexa-tests" and run_id.startswith(f"{RUN_ID}-")
-    assert config["training.max_steps"] == "10" and config["tracking.wandb.project"] == "nexa-tests"
+    assert config["training.max_steps"] == 10 and config["tracking.wandb.project"] == "nexa-tests"
     rows = history(run_file)
     log = _log(result)
     losses = {r["_step"]: r["train/loss"] for r in rows if "train/loss" in r}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nexa_core.common.errors import NexaError
 from nexa_core.config import NexaConfig, WandbConfig
-from nexa_core.tracking.params import config_params
+from nexa_core.tracking.params import config_params, flatten, scrub
 
 log = logging.getLogger(__name__)
 WANDB_FIX = "pip install 'nexacompute[wandb]'"
@@ -52,13 +52,14 @@ def logger_callbacks(cfg: NexaConfig, run_dir: Path, run_id: str) -> list:
         use_wandb = False
     if not (t.tensorboard.enabled or use_wandb):
         return callbacks
-    params = config_params(cfg.model_dump(mode="json"))
+    config = cfg.model_dump(mode="json")
     if t.tensorboard.enabled:
         from nexa_core.tracking.tensorboard import TensorBoardLog
 
-        callbacks.append(TensorBoardLog(Path(run_dir) / "tensorboard", params))
+        callbacks.append(TensorBoardLog(Path(run_dir) / "tensorboard", config_params(config)))
     if use_wandb:
         from nexa_core.tracking.wandb import WandbLog
 
-        callbacks.append(WandbLog(t.wandb, Path(run_dir), run_id, params))
+        # W&B keeps types (numbers sort and filter in its run table): the same scrubbing as params, not their text.
+        callbacks.append(WandbLog(t.wandb, Path(run_dir), run_id, flatten(scrub(config))))
     return callbacks

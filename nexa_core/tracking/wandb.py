@@ -37,7 +37,7 @@ def wandb_id(run_id: str, run_dir: Path) -> str:
 
 
 class WandbLog(TrainerCallback):
-    def __init__(self, cfg: WandbConfig, run_dir: Path, run_id: str, params: dict[str, str] | None = None):
+    def __init__(self, cfg: WandbConfig, run_dir: Path, run_id: str, params: dict | None = None):
         self.cfg, self.run_dir, self.run_id, self.params = cfg, Path(run_dir), run_id, params or {}
         self.run = None  # the wandb Run; None before train begins, and after W&B failed or finished
         self._warned = False
