@@ -45,7 +45,8 @@ class SmoothedLossLog(TrainerCallback, ExportableState):
         if "loss" in logs:
             loss = float(logs["loss"])
             self.ema = loss if self.ema is None else self.smoothing * self.ema + (1 - self.smoothing) * loss
-            record["loss_ema"] = self.ema
+            # Into `logs` too: the loggers after this callback (TensorBoard, W&B, MLflow) chart the smoothed loss.
+            record["loss_ema"] = logs["loss_ema"] = self.ema
         with self.path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
 

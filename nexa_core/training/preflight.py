@@ -12,6 +12,7 @@ from pathlib import Path
 from nexa_core.common.errors import NexaError
 from nexa_core.common.resolve import resolve_location
 from nexa_core.config import NexaConfig
+from nexa_core.tracking.loggers import check_loggers
 from nexa_core.training.models import first_line, load_errors, load_tokenizer
 
 
@@ -71,6 +72,7 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     check_max_length(config, cfg.model.max_length, source)
     load_tokenizer(source, revision or cfg.model.revision, field)  # small files; the weights stay unread
     check_tracking(cfg)  # an unreachable server or a foreign registry name, before any run folder is written
+    check_loggers(cfg)  # a logger switched on that cannot work (wandb not installed)
     return device, config
 
 

@@ -14,6 +14,7 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig
 from nexa_core.storage.settings import StorageSettings
 from nexa_core.tracking.callback import MlflowStepCallback
+from nexa_core.tracking.loggers import logger_callbacks
 from nexa_core.tracking.tracker import NullTracker
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split
@@ -88,7 +89,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     if last:
         log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
-    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing)] if main else []
+    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing), *logger_callbacks(cfg, run_dir, run_id)] if main else []
     if storage is not None and main:
         from nexa_core.storage.callback import BestCheckpointMirror
         from nexa_core.storage.settings import open_durable
