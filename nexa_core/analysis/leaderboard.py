@@ -37,9 +37,10 @@ class Leaderboard:
 
 
 def metric_columns(rows: list[dict]) -> list[str]:
+    """The headline scores always (so `--sort accuracy` works with no run yet), then every other metric found."""
     fixed = {*IDENTITY, *LOSS, *RECORD, *TAIL}
     found = {k for row in rows for k in row if k not in fixed}
-    return [k for k in FIRST_METRICS if k in found] + sorted(found - set(FIRST_METRICS))
+    return [*FIRST_METRICS, *sorted(found - set(FIRST_METRICS))]
 
 
 def runs_frame(rows: list[dict]) -> pd.DataFrame:

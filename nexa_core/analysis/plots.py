@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 OVER_TIME = "metric_over_time.png"
 COST_VS_ACCURACY = "cost_vs_accuracy.png"
-LINE_STYLES = {"trained": "o", "student": "s"}
+LINE_STYLES = {"trained": ("o", "tab:blue"), "student": ("s", "tab:orange")}  # the same look in both plots
 
 
 def _figure():
@@ -40,7 +40,8 @@ def _save(plt, fig, path: Path) -> Path:
 
 def _scatter_by_line(ax, frame: pd.DataFrame, x: str, y: str) -> None:
     for line, rows in frame.groupby("line", sort=True):
-        ax.scatter(rows[x], rows[y], marker=LINE_STYLES.get(str(line), "^"), label=str(line))
+        marker, color = LINE_STYLES.get(str(line), ("^", "tab:green"))
+        ax.scatter(rows[x], rows[y], marker=marker, color=color, label=str(line))
     deployed = frame[frame["deployed"]]
     if not deployed.empty:  # the deployed run ringed, so the champion stands out
         ax.scatter(deployed[x], deployed[y], s=220, facecolors="none", edgecolors="red", label="deployed")

@@ -14,7 +14,7 @@ from nexa_core.analysis.export import render
 from nexa_core.analysis.leaderboard import Leaderboard, build_leaderboard
 from nexa_core.analysis.plots import write_plots
 from nexa_core.analysis.query import sort_runs
-from nexa_core.analysis.sources import manifests_fingerprint
+from nexa_core.analysis.sources import inputs_fingerprint
 from nexa_core.common.atomic import atomic_write_bytes
 from nexa_core.common.layout import Layout
 
@@ -29,7 +29,7 @@ def analysis_dir(layout: Layout) -> Path:
 @dataclass
 class Published:
     leaderboard: Leaderboard  # runs sorted best first (the default sort)
-    fingerprint: str  # of the manifests read: the sensor compares it with the folder's current one
+    fingerprint: str  # of the manifests and deploy state read: the sensor compares it with the current one
     leaderboard_path: Path
     groups_path: Path
     plots: list[Path] = field(default_factory=list)
@@ -37,7 +37,7 @@ class Published:
 
 def publish(layout: Layout, metric: str = "accuracy") -> Published:
     # Fingerprint first: a manifest written while the table is built makes the next sensor tick refresh again.
-    fingerprint = manifests_fingerprint(layout)
+    fingerprint = inputs_fingerprint(layout)
     board = build_leaderboard(layout)
     board.runs = sort_runs(board.runs, None)
     out = analysis_dir(layout)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +51,22 @@ def manifest_paths(layout: Layout) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.name != REPORT_NAME and not p.name.startswith("."))
 
 
-def manifests_fingerprint(layout: Layout) -> str:
-    """Changes when a manifest is added, removed or rewritten (names, sizes and mtimes): the sensor's cursor."""
+def inputs_fingerprint(layout: Layout) -> str:
+    """Changes when a manifest is added, removed or rewritten, or a deploy or rollback takes effect (names, sizes and
+    mtimes of the manifests and the deploy history, and where current_model points): the refresh sensor's cursor."""
+    from nexa_core.release.deploy import current_model_path, history_path
+
     entries = []
-    for path in manifest_paths(layout):
+    for path in [*manifest_paths(layout), history_path(layout)]:
         try:
             stat = path.stat()
         except OSError:
-            continue  # removed between the listing and the stat: the next tick sees it gone
+            continue  # absent (no deploy yet) or removed since the listing: the next tick sees it gone
         entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    try:
+        entries.append(f"current:{os.readlink(current_model_path(layout))}")
+    except OSError:
+        pass  # nothing deployed
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16]
 
 
