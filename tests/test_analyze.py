@@ -271,3 +271,35 @@ def test_the_sensor_refreshes_on_a_new_manifest_or_deploy_and_not_again_without_
 
     empty = Layout(scratch=tmp_path / "e", durable=tmp_path / "e/d", shared=tmp_path / "e/s")
     assert "no run manifest" in tick(None, on=empty).skip_message  # nothing to show yet: no run
+
+
+@pytest.mark.slow
+def test_a_real_nexa_train_run_gets_the_row_its_files_say(tiny_model, tiny_csv, tmp_path):
+    from nexa_core.training.callbacks import read_log
+    from tests.cli_helpers import nexa, write_recipe
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path)
+    recipe["tracking"] = {"mlflow": {"enabled": False}}
+    trained = nexa("train", "--config", str(write_recipe(recipe, tmp_path / "tiny.yaml"))).stdout
+    run_id = json.loads(trained[trained.rindex("{\n"):])["run_id"]
+    layout = Layout(scratch=tmp_path / "scratch", durable=tmp_path / "durable", shared=tmp_path / "shared")
+    manifest = json.loads(layout.manifest_path(run_id).read_text())
+    record = json.loads((layout.run_dir(run_id) / "run.json").read_text())
+    telemetry = [json.loads((layout.run_dir(run_id) / "telemetry" / f"{s}.json").read_text()) for s in ("evaluate", "train")]
+    losses = [r["loss"] for r in read_log(layout.run_dir(run_id) / "logs" / "train_log.jsonl") if "loss" in r]
+
+    code, out, err = analyze(layout, "--format", "json")
+    assert code == 0 and err == ""
+    [row] = json.loads(out)
+    assert row["run_id"] == run_id and row["line"] == "trained" and row["status"] == "complete"
+    assert {k: row[k] for k in manifest["metrics"]} == manifest["metrics"]
+    assert (row["model"], row["dataset"], row["dataset_version"]) == (manifest["model"], manifest["dataset"], manifest["version"])
+    assert pd.Timestamp(row["created_at"]) == pd.Timestamp(manifest["created_at"])
+    assert row["dataset_version"] == record["dataset_version"] and row["base_model"] == record["model"] == str(tiny_model)
+    assert row["global_step"] == record["train"]["global_step"] > 0
+    assert row["runtime_seconds"] == pytest.approx(record["train"]["train_metrics"]["wall_seconds"])
+    assert len(losses) >= 3 and row["train_loss_final"] == losses[-1] and row["train_loss_min"] == min(losses)
+    assert row["train_loss_mean"] == pytest.approx(sum(losses) / len(losses))
+    assert row["gpu_hours"] == pytest.approx(sum(t["gpu_hours"] for t in telemetry))  # 0.0 on a CPU-only machine
+    assert row["telemetry_stages"] == "evaluate,train" and (row["deployed"], row["ever_deployed"]) == (False, False)

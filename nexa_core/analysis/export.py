@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,12 +27,26 @@ def render(frame: pd.DataFrame, fmt: str) -> bytes:
     if fmt == "csv":
         return frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z").encode()
     if fmt == "json":
-        return (frame.to_json(orient="records", date_format="iso", indent=2) + "\n").encode()
+        # json.dumps, not DataFrame.to_json: pandas cuts floats to 10 significant digits by default.
+        return (json.dumps([_json_row(r) for r in frame.astype(object).to_dict("records")], indent=2) + "\n").encode()
     if fmt == "parquet":
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         return buffer.getvalue()
     raise NexaError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def _json_row(record: dict) -> dict:
+    import pandas as pd
+
+    def plain(value):
+        if value is None or pd.isna(value):
+            return None
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return value.item() if hasattr(value, "item") else value  # numpy scalars as Python numbers
+
+    return {k: plain(v) for k, v in record.items()}
 
 
 def write_frame(frame: pd.DataFrame, fmt: str, output: str | Path | None) -> Path | None:
