@@ -162,6 +162,8 @@ def test_csv_json_and_parquet_round_trip(layout, tmp_path):
     assert pd.read_parquet(tmp_path / "board.parquet")["global_step"].tolist() == [4, 6, 2]
     code, out, _ = analyze(layout, "--groups", "--format", "json")
     assert [g["runs"] for g in json.loads(out)] == [2, 1]
+    code, out, _ = analyze(layout, "--groups")
+    assert out.splitlines()[0] == "by model and dataset (averages)" and len(out.splitlines()) == 4
 
 
 def test_plots_are_written_as_png(layout, tmp_path):
@@ -276,12 +278,13 @@ def test_the_sensor_refreshes_on_a_new_manifest_or_deploy_and_not_again_without_
 @pytest.mark.slow
 def test_a_real_nexa_train_run_gets_the_row_its_files_say(tiny_model, tiny_csv, tmp_path):
     from nexa_core.training.callbacks import read_log
-    from tests.cli_helpers import nexa, write_recipe
+    from tests.cli_helpers import write_recipe
     from tests.conftest import tiny_recipe
 
     recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path)
     recipe["tracking"] = {"mlflow": {"enabled": False}}
-    trained = nexa("train", "--config", str(write_recipe(recipe, tmp_path / "tiny.yaml"))).stdout
+    code, trained, err = nexa_in_process("train", "--config", str(write_recipe(recipe, tmp_path / "tiny.yaml")))
+    assert code == 0, err[-2000:]
     run_id = json.loads(trained[trained.rindex("{\n"):])["run_id"]
     layout = Layout(scratch=tmp_path / "scratch", durable=tmp_path / "durable", shared=tmp_path / "shared")
     manifest = json.loads(layout.manifest_path(run_id).read_text())

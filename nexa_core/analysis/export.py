@@ -86,11 +86,12 @@ def table_text(frame: pd.DataFrame, columns: tuple[str, ...] | None = None) -> s
     return "\n".join(lines)
 
 
-def report_text(runs: pd.DataFrame, groups: pd.DataFrame) -> str:
-    """What `nexa analyze` prints by default: the runs, then the summary by model and dataset."""
+def report_text(runs: pd.DataFrame, groups: pd.DataFrame, runs_too: bool = True) -> str:
+    """What `nexa analyze` prints by default: the runs, then the summary by model and dataset (only the summary
+    with --groups)."""
     group_columns = tuple(c for c in groups.columns if c not in GROUP_TABLE_SKIP)
-    return (f"runs ({len(runs)})\n{table_text(runs, TABLE_COLUMNS)}\n\n"
-            f"by model and dataset (averages)\n{table_text(groups, group_columns)}\n")
+    summary = f"by model and dataset (averages)\n{table_text(groups, group_columns)}\n"
+    return f"runs ({len(runs)})\n{table_text(runs, TABLE_COLUMNS)}\n\n{summary}" if runs_too else summary
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from nexa_core.analysis.export import FORMATS  # no pandas at import: `nexa --help` stays fast
 from nexa_core.common.errors import NexaError
-
-FORMATS = ("table", "csv", "json", "parquet")
 
 
 def cmd_analyze(args, layout) -> None:
@@ -37,7 +36,7 @@ def cmd_analyze(args, layout) -> None:
         return
     frame = groups if args.groups else runs
     if fmt == "table":
-        text = report_text(runs, groups)
+        text = report_text(runs, groups, runs_too=not args.groups)
         if args.output:
             print(write_text(args.output, text))
         else:
