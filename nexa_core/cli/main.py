@@ -193,11 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help="delete what the plan lists (default: only show it)")
     p.add_argument("--archive", action="store_true", help="copy each candidate to durable storage (S3) first")
     p.set_defaults(fn=cmd_cleanup)
+    from nexa_core.cli.analyze import add_parser as add_analyze_parser
     from nexa_core.cli.distill import add_parser
     from nexa_core.cli.telemetry import add_parsers as add_telemetry_parsers
 
     add_parser(sub, with_config)
     add_telemetry_parsers(sub, with_config, _layout)
+    add_analyze_parser(sub, with_config, _layout)
     return parser
 
 
