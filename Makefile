@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 PARTITION ?= v1
 PORT ?= 3000
 
-.PHONY: setup run run-training test test-fast lint dev clean
+.PHONY: setup run run-training test test-fast lint dev mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,13 @@ dev: setup
 	# Ctrl-C and SIGTERM to the group stop it even when make was started with SIGINT ignored (`make dev &` from a
 	# script): nexa_dagster/dev.py restores both signals, then execs dagster dev.
 	$(PY) -m nexa_dagster.dev $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT)
+
+# The MLflow UI on the embedded store that runs log to when MLFLOW_TRACKING_URI is unset (docs/tracking.md).
+DURABLE ?= $(or $(NEXA_DURABLE),.nexa/durable)
+MLFLOW_PORT ?= 5000
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri "sqlite:///$(abspath $(DURABLE))/mlflow/mlflow.db"
 
 clean:
 	rm -rf .nexa .dagster

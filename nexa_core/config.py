@@ -231,7 +231,7 @@ class WandbConfig(_Section):
     # auto: on when WANDB_API_KEY is set or WANDB_MODE=offline; true: always (offline without a key); false: never
     enabled: Literal["auto", "true", "false"] = "auto"
     project: str = "nexacompute"
-    mode: Optional[Literal["online", "offline"]] = None  # unset: WANDB_MODE, else online with a key, offline without
+    mode: Literal["auto", "online", "offline"] = "auto"  # auto: WANDB_MODE, else online with a key, offline without
 
     @field_validator("enabled", mode="before")
     @classmethod

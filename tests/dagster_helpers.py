@@ -6,14 +6,14 @@ import dagster as dg
 
 from nexa_core.config import validate_config
 from nexa_dagster import definitions
-from nexa_dagster.resources import GPUTrainerResource, NVMLTelemetryResource, S3StorageResource
+from nexa_dagster.resources import GPUTrainerResource, MLflowTrackingResource, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.resources.recipe import recipe_from_values
 
 
 def project_resources(recipe: dict, storage=None, telemetry=None, trainer=None) -> dict:
     return {"nexa": recipe_from_values(validate_config(recipe).model_dump(mode="json")),
             "trainer": trainer or GPUTrainerResource(device="cpu"), "storage": storage or S3StorageResource(),
-            "telemetry": telemetry or NVMLTelemetryResource()}
+            "telemetry": telemetry or NVMLTelemetryResource(), "tracking": MLflowTrackingResource()}
 
 
 def project_defs(recipe: dict, storage=None, jobs=(), telemetry=None, trainer=None) -> dg.Definitions:

@@ -28,6 +28,7 @@ def _run(recipe: dict, instance, partition: str):
 def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_outputs(recipe, four_layer_model):
     recipe["model"]["name_or_path"] = str(four_layer_model)
     recipe["distill"] = {"student_layers": 2, "top_k": 2, "chunk_size": 64}
+    recipe["tracking"] = {"mlflow": {"enabled": True}}  # the embedded store: checked by _assert_tracked
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("teacher_inputs", ["v1", "v2"])
 
@@ -56,6 +57,7 @@ def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_
     assert manifest["metrics"]["accuracy"] == pytest.approx(evaluation["accuracy"], 1e-3)
     checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
     assert checks["meets_thresholds"] is True
+    _assert_tracked(recipe, first, run_id)
 
     # v2 = the same training texts plus five new unlabelled ones: only those five reach the teacher.
     unlabelled = Path(recipe["storage"]["shared"]) / "new_reviews.jsonl"
@@ -70,3 +72,34 @@ def test_distillation_pipeline_end_to_end_and_a_new_partition_computes_only_new_
     assert _meta(second, "teacher_inputs")["rows_unlabelled"] == 5
     assert _meta(second, "teacher_outputs")["computed"] == 5
     assert _meta(second, "teacher_outputs")["skipped"] == outputs["computed"]
+
+
+def _assert_tracked(recipe: dict, result, student_run_id: str) -> None:
+    """MLflow (embedded under <durable>/mlflow): the teacher, the teacher outputs and the student are runs, the last
+    two nested in the distillation run; each is tagged with its Dagster run, asset and partition; the assets link
+    their MLflow run; the deployed student is the registry's champion."""
+    from mlflow import MlflowClient
+
+    durable = Path(recipe["storage"]["durable"])
+    uri = f"sqlite:///{durable / 'mlflow/mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    runs = {r.data.tags.get("nexa.kind"): r for r in client.search_runs(
+        [client.get_experiment_by_name("nexacompute").experiment_id])}
+    assert set(runs) == {"teacher", "teacher_outputs", "student", "distillation"}
+    parent = runs["distillation"].info.run_id
+    assert runs["student"].data.tags["mlflow.parentRunId"] == parent == runs["teacher_outputs"].data.tags[
+        "mlflow.parentRunId"]
+    assert "mlflow.parentRunId" not in runs["teacher"].data.tags
+    for kind, asset in (("teacher", "teacher_model"), ("teacher_outputs", "teacher_outputs"),
+                        ("student", "student_model")):
+        tags = runs[kind].data.tags
+        assert tags["dagster.run_id"] == result.run_id and tags["dagster.asset_key"] == asset
+    assert runs["student"].data.tags["dagster.partition"] == "v1"
+    assert runs["teacher_outputs"].data.metrics["computed"] == _meta(result, "teacher_outputs")["computed"]
+    assert _meta(result, "student_model")["mlflow_run_id"] == runs["student"].info.run_id
+    assert runs["student"].data.metrics["test_accuracy"] == pytest.approx(_meta(result, "student_evaluation")["accuracy"],
+                                                                         abs=1e-3)
+    tracking = json.loads((durable / "runs" / student_run_id / "tracking.json").read_text())
+    aliases = {k: str(v) for k, v in client.get_registered_model("tiny").aliases.items()}
+    assert aliases == {"champion": tracking["model_version"]}
+    assert not (Path.cwd() / "mlflow.db").exists() and not (Path.cwd() / "mlruns").exists()

@@ -149,7 +149,7 @@ def test_the_champion_alias_serves_what_current_model_serves_after_deploy_and_ro
     assert client.get_registered_model(name).tags["nexa.managed"] == "true"
 
     def aliases() -> dict:
-        return dict(client.get_registered_model(name).aliases)
+        return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
 
     config = ["--config", str(store["root"] / "recipe-0.yaml")]
     nexa("deploy", first["run_id"], *config, env=_env(server))

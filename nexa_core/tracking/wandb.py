@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def mode(cfg: WandbConfig, environ=None) -> str:
     """tracking.wandb.mode, else WANDB_MODE, else online with an API key and offline without one."""
     env = os.environ if environ is None else environ
-    return cfg.mode or env.get("WANDB_MODE") or ("online" if env.get("WANDB_API_KEY") else "offline")
+    return (cfg.mode if cfg.mode != "auto" else None) or env.get("WANDB_MODE") or ("online" if env.get("WANDB_API_KEY") else "offline")
 
 
 def wandb_id(run_id: str, run_dir: Path) -> str:

@@ -22,6 +22,7 @@ from nexa_core.config import (
     NexaConfig,
     StorageConfig,
     TelemetryConfig,
+    TrackingConfig,
     TrainingConfig,
     read_recipe,
     validate_config,
@@ -32,11 +33,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = PROJECT_ROOT / "configs" / "default.yaml"
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
             "evaluation": EvaluationConfig, "distill": DistillConfig, "telemetry": TelemetryConfig,
-            "storage": StorageConfig}
+            "tracking": TrackingConfig, "storage": StorageConfig}
 
 
 class NexaRecipe(dg.ConfigurableResource):
-    """The run's NexaConfig (data, model, training, evaluation, distill, telemetry, storage)."""
+    """The run's NexaConfig (data, model, training, evaluation, distill, telemetry, tracking, storage)."""
 
     name: str
     data: dagster_config_class(DataConfig)
@@ -45,6 +46,7 @@ class NexaRecipe(dg.ConfigurableResource):
     evaluation: dagster_config_class(EvaluationConfig)
     distill: dagster_config_class(DistillConfig)
     telemetry: dagster_config_class(TelemetryConfig)
+    tracking: dagster_config_class(TrackingConfig)
     storage: dagster_config_class(StorageConfig)
 
     def core(self) -> NexaConfig:
