@@ -194,9 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archive", action="store_true", help="copy each candidate to durable storage (S3) first")
     p.set_defaults(fn=cmd_cleanup)
     from nexa_core.cli.distill import add_parser
+    from nexa_core.cli.lineage import add_parser as add_lineage_parsers
     from nexa_core.cli.telemetry import add_parsers as add_telemetry_parsers
 
     add_parser(sub, with_config)
+    add_lineage_parsers(sub, with_config, _layout)
     add_telemetry_parsers(sub, with_config, _layout)
     return parser
 
