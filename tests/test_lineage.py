@@ -225,7 +225,8 @@ def test_nexa_lineage_names_the_teacher_run_and_every_version_of_a_deployed_stud
 @pytest.mark.slow
 def test_nexa_reproduce_of_a_student_gives_identical_metrics(distilled):
     student = distilled["result"]["student"]["run_id"]
-    report = json.loads(_nexa("reproduce", student, "--config", distilled["config"], "--format", "json"))
+    out = _nexa("reproduce", student, "--config", distilled["config"], "--format", "json")
+    report = json.loads(out[out.index("{\n"):])  # after the trainer's own log lines
     assert report["identical"] is True and {m["metric"] for m in report["metrics"]} >= {"accuracy", "train_loss"}
     record = json.loads((distilled["layout"].run_dir(report["run_id"]) / "run.json").read_text())
     assert record["reproduces"] == student and record["lineage"]["role"] == "student"
@@ -242,7 +243,7 @@ def test_nexa_reproduce_of_a_tiny_cpu_run_gives_identical_metrics(tiny_model, ti
     run_id = json.loads(out[out.index("{\n"):])["run_id"]
 
     text = _nexa("reproduce", run_id, "--config", config)
-    lines = text.strip().splitlines()
+    lines = text[text.index("reproduced "):].strip().splitlines()  # after the trainer's own log lines
     assert lines[0].startswith(f"reproduced {run_id} as tiny-repro_") and lines[-1] == "identical"
     table = {line.split()[0]: line.split()[1:] for line in lines[2:-1]}
     assert set(table) >= {"accuracy", "macro_f1", "loss", "num_examples", "train_loss"}
