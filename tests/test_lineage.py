@@ -177,7 +177,7 @@ def _nexa(*args: str) -> str:
 def distilled(tmp_path_factory, tiny_model, tiny_csv):
     """A tiny teacher -> student distillation (`nexa distill`) with the student deployed (`nexa deploy --force`)."""
     root = tmp_path_factory.mktemp("distilled")
-    recipe = tiny_recipe(make_tiny_bert(root / "base", layers=4), tiny_csv, root)
+    recipe = tiny_recipe(make_tiny_bert(root / "base", layers=4), tiny_csv, root, epochs=1)  # quality is not tested
     recipe["distill"] = {"student_layers": 2, "top_k": 2, "chunk_size": 50}
     recipe["tracking"] = {"mlflow": {"enabled": False}}
     config = str(write_recipe(recipe, root / "distill.yaml"))
@@ -236,7 +236,7 @@ def test_nexa_reproduce_of_a_student_gives_identical_metrics(distilled):
 
 @pytest.mark.slow
 def test_nexa_reproduce_of_a_tiny_cpu_run_gives_identical_metrics(tiny_model, tiny_csv, tmp_path):
-    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=2)
+    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=1)
     recipe["tracking"] = {"mlflow": {"enabled": False}}
     config = str(write_recipe(recipe, tmp_path / "r.yaml"))
     out = _nexa("train", "--config", config)
