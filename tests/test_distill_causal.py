@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -62,3 +64,19 @@ def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, 
     assert_training_curve(raw_metadata(result, "student_model"))  # the SFT student logs the same curves
     assert evaluation["agreement"] >= 0.5  # the student answers like its teacher
     assert metadata(result, "student_promotion")["run_id"].startswith("tiny-student_")
+    # The SFT student records the same parents as a classifier student: the pinned teacher, pairs, no KD.
+    from pathlib import Path
+
+    from nexa_core.lineage import lineage
+    from tests.helpers_runs import make_layout
+
+    run_id = metadata(result, "student_promotion")["run_id"]
+    layout = make_layout(Path(recipe["storage"]["durable"]).parent)
+    record = json.loads((layout.run_dir(run_id) / "run.json").read_text())["lineage"]
+    assert record["role"] == "student" and record["kind"] == "causal_lm" and record["kd"] is None
+    assert record["teacher"]["run_id"] is None and record["teacher"]["pinned_path"] == teacher["final_dir"]
+    assert record["pairs"]["kept"] == pairs["kept"] and record["environment_fingerprint"]
+    kinds = [n.kind for n in lineage(layout, run_id)]
+    start = kinds.index("student run")  # after the deployed model, when the student was promoted
+    assert kinds[start:start + 5] == ["student run", "distillation pairs", "teacher outputs", "teacher inputs",
+                                      "pinned teacher"]

@@ -195,9 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_cleanup)
     from nexa_core.cli.analyze import add_parser as add_analyze_parser
     from nexa_core.cli.distill import add_parser
+    from nexa_core.cli.lineage import add_parser as add_lineage_parsers
     from nexa_core.cli.telemetry import add_parsers as add_telemetry_parsers
 
     add_parser(sub, with_config)
+    add_lineage_parsers(sub, with_config, _layout)
     add_telemetry_parsers(sub, with_config, _layout)
     add_analyze_parser(sub, with_config, _layout)
     return parser

@@ -34,8 +34,11 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
     done = find_run(layout.runs_dir, work_key(cfg, dataset.version), "complete")
     if done:
         return _teacher(layout.run_dir(done) / "final", done, trained=False)
+    from nexa_core.training.record import update_record
+
     with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher") as claim:
         run_id = claim.run_id
+        update_record(claim.run_dir, lineage={"role": "teacher"})  # training adds its data, model and code
         result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
     return _teacher(Path(result.final_dir), run_id, trained=True)
 
@@ -263,23 +266,40 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
     init = layout.scratch / "students" / f"{teacher.version}-L{d.student_layers}"
     if not (init / "config.json").is_file():
         make_student(str(teacher.path), init, d.student_layers, causal_lm=d.kind == "causal_lm")
+    parents = _student_parents(cfg, layout, teacher, pairs, init, dataset.version)
     if d.kind == "causal_lm":
         from nexa_core.distill.sft import train_causal_student
+        from nexa_core.training.parents import training_lineage
+        from nexa_core.training.run import record_environment
 
         with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                        init_from=str(init), pairs=str(pairs.path), kd=None) as claim:
             run_id = claim.run_id
+            update_record(claim.run_dir, lineage=parents)
             result = train_causal_student(cfg, pairs.path, init, claim.run_dir)
-            update_record(claim.run_dir, status="complete")
+            # What train() records at its start for a classifier; the SFT trainer records it once it is done.
+            update_record(claim.run_dir, environment_fingerprint=record_environment(claim.run_dir))
+            update_record(claim.run_dir, status="complete",
+                          lineage=training_lineage(cfg, dataset.path, str(init), claim.run_dir))
         return TrainedModel(run_id, Path(result["final_dir"]), dataset, dict(result.get("train_metrics", {})),
                             int(result.get("global_step", 0)), log_path=result.get("log_path"))
     kd = (d.alpha, d.temperature)
     with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
                    init_from=str(init), pairs=str(pairs.path), kd=kd) as claim, \
             nested_in_distillation(cfg, pairs.teacher_version, pairs.inputs_version):  # the student's MLflow parent
+        update_record(claim.run_dir, lineage=parents)  # train() keeps these and adds the data, model and code
         result = train_run(cfg, dataset.path, claim.run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd,
                            storage=storage)
     return TrainedModel.from_result(result, dataset)
+
+
+def _student_parents(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: DistillationPairs, init: Path,
+                     dataset_version: str) -> dict:
+    from nexa_core.data.names import inputs_dir
+    from nexa_core.distill.parents import student_lineage
+
+    return student_lineage(cfg, teacher, pairs, init, outputs_dir(layout, pairs.teacher_version),
+                           inputs_dir(layout.distill_dir, pairs.inputs_version), dataset_version)
 
 
 def compare_models(cfg: NexaConfig, layout: Layout, teacher: Teacher, student: TrainedModel) -> EvaluationReport:

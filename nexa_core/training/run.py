@@ -20,6 +20,7 @@ from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split
 from nexa_core.training.launch import in_worker, is_main_process, launch
 from nexa_core.training.models import load_classifier, load_tokenizer
+from nexa_core.training.parents import training_lineage
 from nexa_core.training.record import update_record, work_key
 from nexa_core.training.tracked import close_training_run, open_training_run
 
@@ -83,7 +84,8 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"], init_from, pairs, kd),
                       status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir),
-                      environment_fingerprint=record_environment(run_dir))
+                      environment_fingerprint=record_environment(run_dir),
+                      lineage=training_lineage(cfg, dataset_dir, init_from, run_dir))  # after: reads environment.json
     tracker = open_training_run(cfg, run_dir, run_id, info, source, kd is not None) if main else NullTracker()
     last = last_complete_checkpoint(ckpt_dir)
     if last:
