@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import nexa, write_recipe
+from tests.cli_helpers import ROOT, nexa, write_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +17,13 @@ def _last_json(stdout: str) -> dict:
 
 
 def test_train_evaluate_package_deploy_and_rollback(recipe, tmp_path):
+    recipe["tracking"] = {"mlflow": {"enabled": False}}  # and nothing of MLflow is created (test_tracking*.py: on)
     config = str(write_recipe(recipe, tmp_path / "tiny.yaml"))
     first = _last_json(nexa("train", "--config", config, "--override", "training.optimizer.lr=0.004").stdout)
     assert first["accuracy"] >= 0.8 and Path(first["manifest"]).is_file()
+    assert not (tmp_path / "durable/mlflow").exists() and not (tmp_path / "durable/runs" / first["run_id"] /
+                                                               "tracking.json").exists()
+    assert not any((ROOT / name).exists() for name in ("mlflow.db", "mlruns"))  # MLflow 3's default: the cwd
     snapshot = (tmp_path / "durable/runs" / first["run_id"] / "config.yaml").read_text()
     assert "lr: 0.004" in snapshot  # the override reached the trainer's config
 
