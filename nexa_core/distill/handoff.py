@@ -62,11 +62,14 @@ class TeacherOutputs:
     chunks_written: int
     seconds: float
     inputs_per_second: float
+    mlflow_run_id: Optional[str] = None  # the step's MLflow run (nested in the distillation run), when tracked
+    mlflow_url: Optional[str] = None
 
     def metadata(self) -> dict[str, Any]:
         return {"outputs_path": self.path, "teacher_version": self.teacher_version, "precision": self.precision,
                 "computed": self.computed, "skipped": self.skipped, "chunks_written": self.chunks_written,
-                "seconds": self.seconds, "inputs_per_second": self.inputs_per_second}
+                "seconds": self.seconds, "inputs_per_second": self.inputs_per_second,
+                "mlflow_run_id": self.mlflow_run_id}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -167,7 +168,7 @@ def teacher_outputs(cfg: NexaConfig, layout: Layout, teacher: Teacher, version: 
     with _tracked_outputs(cfg, teacher, version) as tracker:
         outputs = _label_inputs(cfg, layout, teacher, version)
         tracker.log_metrics({k: v for k, v in outputs.metadata().items() if isinstance(v, (int, float))})
-    return outputs
+    return replace(outputs, mlflow_run_id=tracker.run_id, mlflow_url=tracker.url)
 
 
 @contextmanager

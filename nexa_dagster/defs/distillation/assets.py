@@ -73,7 +73,8 @@ def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer
     folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
     with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage, tracking.scope(context):
         outputs = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
-    return dg.Output(outputs, metadata=to_metadata({**outputs.metadata(), **telemetry_values(usage.summary)}))
+    link = {"mlflow_run": dg.MetadataValue.url(outputs.mlflow_url)} if outputs.mlflow_url else {}
+    return dg.Output(outputs, metadata=to_metadata({**outputs.metadata(), **link, **telemetry_values(usage.summary)}))
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
@@ -124,4 +125,5 @@ def student_evaluation(context: dg.AssetExecutionContext, nexa: NexaRecipe, trai
     context.log.info(summary_line(report.comparison))
     if cfg.distill.kind == "classifier":
         report = report.with_promotion(decide_promotion(context, cfg, layout, report, student_model))
-    return dg.Output(report, metadata=to_metadata({**report.metadata(), **telemetry_values(usage.summary)}))
+    return dg.Output(report, metadata=to_metadata({**report.metadata(), **telemetry_values(usage.summary),
+                                                   **tracking_values(student_model.run_dir)}))

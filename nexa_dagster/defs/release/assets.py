@@ -22,6 +22,7 @@ from nexa_dagster.defs.release.lines import LINES, ModelLine
 from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, S3StorageResource
+from nexa_dagster.resources.tracking import tracking_values
 
 
 def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
@@ -37,9 +38,11 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         path = steps.record_manifest(nexa.core(), model.run_id, nexa.layout(), model.dataset, report.values,
                                      model.train_metrics)
         manifest = json.loads(path.read_text())
+        # The model's MLflow run now holds the test metrics, the manifest and the registered model.
         return dg.Output({"run_id": manifest["run_id"], "path": str(path)},
                          metadata={"manifest_path": dg.MetadataValue.path(str(path)),
-                                   "manifest": dg.MetadataValue.json(manifest)})
+                                   "manifest": dg.MetadataValue.json(manifest),
+                                   **to_metadata(tracking_values(model.run_dir))})
 
     @dg.asset(name=package_name, kinds={"tar"}, description="Verified tarball: weights, tokenizer, config, checksums.",
               ins={"manifest": dg.AssetIn(manifest_name)}, **common)
