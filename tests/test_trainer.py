@@ -77,9 +77,24 @@ def test_same_seed_same_model_on_cpu(tiny_model, tiny_csv, tmp_path):
 @pytest.mark.slow
 def test_world_size_two_launches_torchrun_workers_on_cpu(tiny_model, tiny_csv, tmp_path):
     recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=1, distributed={"world_size": 2, "seed": 42})
+    recipe["tracking"] = {"mlflow": {"enabled": True, "log_model": False}}  # the embedded store
     result, layout = _train(recipe, "tiny_20260101_000000")
     # 180 training rows, 16 per device on 2 workers: 6 optimizer steps instead of 12 on one process.
     assert result.global_step == 6
     assert (Path(result.final_dir) / "model.safetensors").is_file()
     record = json.loads((layout.run_dir("tiny_20260101_000000") / "run.json").read_text())
     assert record["status"] == "complete"
+    _assert_one_mlflow_run_logged_by_rank_zero(layout, "tiny_20260101_000000")
+
+
+def _assert_one_mlflow_run_logged_by_rank_zero(layout, run_id: str) -> None:
+    """The launcher opened one MLflow run; rank 0 alone logged to it (one point per logged step, not two)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{layout.durable.resolve() / 'mlflow/mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    [run] = client.search_runs([client.get_experiment_by_name("nexacompute").experiment_id])
+    assert run.info.run_name == run_id and run.info.status == "FINISHED"
+    log = [json.loads(line) for line in (layout.run_dir(run_id) / "logs/train_log.jsonl").read_text().splitlines()]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(steps) == [r["step"] for r in log if "loss" in r] and len(steps) >= 2
