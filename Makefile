@@ -60,7 +60,7 @@ dev: setup
 DURABLE ?= $(or $(NEXA_DURABLE),.nexa/durable)
 MLFLOW_PORT ?= 5000
 mlflow-ui: setup
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri "sqlite:///$(abspath $(DURABLE))/mlflow/mlflow.db"
 
 clean:

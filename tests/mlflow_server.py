@@ -24,7 +24,9 @@ class MlflowServer:
     def start(self, timeout: float = 120) -> MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         log = (self.root / "server.log").open("ab")
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        # No job runner: mlflow 3.17's server otherwise starts seven huey consumer processes (GenAI jobs) it never
+        # needs here, and they make it slow to answer.
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.proc = subprocess.Popen(
             [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
