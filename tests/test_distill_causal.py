@@ -48,6 +48,7 @@ def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, 
     recipe["evaluation"]["thresholds"] = {"agreement": 0.5}
     recipe["training"]["optimizer"] = {"lr": 0.005}
     recipe["data"]["eval_samples"] = 16
+    recipe["tracking"] = {"mlflow": {"enabled": True}}  # the SFT student is an MLflow run too (embedded store)
     import dagster as dg
 
     instance = dg.DagsterInstance.ephemeral()
@@ -80,3 +81,23 @@ def test_causal_lm_student_distilled_from_teacher_generations(recipe, tiny_csv, 
     start = kinds.index("student run")  # after the deployed model, when the student was promoted
     assert kinds[start:start + 5] == ["student run", "distillation pairs", "teacher outputs", "teacher inputs",
                                       "pinned teacher"]
+    _assert_student_tracked(layout, run_id)
+
+
+def _assert_student_tracked(layout, run_id: str) -> None:
+    """The SFT student's MLflow run: nested in its distillation run, its loss per step, its test agreement; its files
+    are artifacts, no registered model (the transformers flavor served here is text classification)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{layout.durable.resolve() / 'mlflow/mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    runs = {r.data.tags.get("nexa.kind"): r for r in client.search_runs(
+        [client.get_experiment_by_name("nexacompute").experiment_id])}
+    student = runs["student"]
+    assert student.info.run_name == run_id and student.info.status == "FINISHED"
+    assert student.data.tags["mlflow.parentRunId"] == runs["distillation"].info.run_id
+    log = [json.loads(line) for line in (layout.run_dir(run_id) / "logs/train_log.jsonl").read_text().splitlines()]
+    assert [m.step for m in client.get_metric_history(student.info.run_id, "loss")] == [r["step"] for r in log
+                                                                                         if "loss" in r]
+    assert "test_agreement" in student.data.metrics
+    assert "model_version" not in json.loads((layout.run_dir(run_id) / "tracking.json").read_text())

@@ -269,17 +269,17 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
         make_student(str(teacher.path), init, d.student_layers, causal_lm=d.kind == "causal_lm")
     parents = _student_parents(cfg, layout, teacher, pairs, init, dataset.version)
     if d.kind == "causal_lm":
-        from nexa_core.distill.sft import train_causal_student
         from nexa_core.training.parents import training_lineage
         from nexa_core.training.run import record_environment
 
         with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-student",
-                       init_from=str(init), pairs=str(pairs.path), kd=None) as claim:
+                       init_from=str(init), pairs=str(pairs.path), kd=None) as claim, \
+                nested_in_distillation(cfg, pairs.teacher_version, pairs.inputs_version):
             run_id = claim.run_id
             update_record(claim.run_dir, lineage=parents)
-            result = train_causal_student(cfg, pairs.path, init, claim.run_dir)
-            # What train() records at its start for a classifier; the SFT trainer records it once it is done.
+            # What train() records at its start for a classifier.
             update_record(claim.run_dir, environment_fingerprint=record_environment(claim.run_dir))
+            result = _train_causal_tracked(cfg, pairs, init, claim.run_dir, dataset)
             update_record(claim.run_dir, status="complete",
                           lineage=training_lineage(cfg, dataset.path, str(init), claim.run_dir))
         return TrainedModel(run_id, Path(result["final_dir"]), dataset, dict(result.get("train_metrics", {})),
@@ -301,6 +301,26 @@ def _student_parents(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: D
 
     return student_lineage(cfg, teacher, pairs, init, outputs_dir(layout, pairs.teacher_version),
                            inputs_dir(layout.distill_dir, pairs.inputs_version), dataset_version)
+
+
+def _train_causal_tracked(cfg: NexaConfig, pairs: DistillationPairs, init: Path, run_dir: Path, dataset) -> dict:
+    """The SFT student as an MLflow run like any training run (nested in its distillation run)."""
+    from types import SimpleNamespace
+
+    from nexa_core.distill.sft import train_causal_student
+    from nexa_core.tracking.callback import MlflowStepCallback
+    from nexa_core.training.tracked import close_training_run, open_training_run
+
+    tracker = open_training_run(cfg, run_dir, run_dir.name, {"version": dataset.version, "source": dataset.source},
+                                str(init), student=True)
+    try:
+        result = train_causal_student(cfg, pairs.path, init, run_dir, callbacks=[MlflowStepCallback(tracker)])
+    except BaseException as err:
+        close_training_run(tracker, run_dir, error=err)
+        raise
+    close_training_run(tracker, run_dir, SimpleNamespace(train_metrics=result.get("train_metrics", {}), best_eval={},
+                                                         global_step=result.get("global_step", 0)))
+    return result
 
 
 def compare_models(cfg: NexaConfig, layout: Layout, teacher: Teacher, student: TrainedModel) -> EvaluationReport:

@@ -28,8 +28,10 @@ def sft_features(frame: pd.DataFrame, tokenizer, max_length: int):
     return datasets.Dataset.from_dict(rows)
 
 
-def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, out_dir: Path) -> dict:
-    """Fine-tune the student on the pairs (10% held out for validation loss); saves `out_dir/final`."""
+def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, out_dir: Path,
+                         callbacks: list | None = None) -> dict:
+    """Fine-tune the student on the pairs (10% held out for validation loss); saves `out_dir/final`. `callbacks`
+    run after the training log's (the MLflow step metrics)."""
     import yaml
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, set_seed
 
@@ -56,7 +58,8 @@ def train_causal_student(cfg: NexaConfig, pairs_path: Path, student_dir: Path, o
         train_dataset=sft_features(frame.iloc[held_out:], tokenizer, cfg.model.max_length),
         eval_dataset=sft_features(frame.iloc[:held_out], tokenizer, cfg.model.max_length),
         data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100),
-        callbacks=[SmoothedLossLog(log_path, cfg.training.loss_smoothing)],  # the same curves as a classifier run
+        # The same curves as a classifier run.
+        callbacks=[SmoothedLossLog(log_path, cfg.training.loss_smoothing), *(callbacks or [])],
     )
     with deterministic_on_cpu(device):
         output = trainer.train()
