@@ -124,3 +124,23 @@ def test_disabled_tracking_writes_no_tracking_record(tmp_path):
     tracker.log_metrics({"loss": 1.0})
     tracker.finish()
     assert not tracker and not (tmp_path / RECORD).exists() and not (tmp_path / "durable").exists()
+
+
+def test_logging_a_model_leaves_mlflows_process_uri_as_it_was(monkeypatch):
+    """The registry sets MLflow's process-wide URI for its call only: an unset URI stays unset (later code still
+    follows MLFLOW_TRACKING_URI), and the caller's environment is left as it was."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    from nexa_core.tracking.registry import _process_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setattr(tracking_state, "_tracking_uri", None)
+    with _process_uri("sqlite:////tmp/elsewhere.db"):
+        assert mlflow.get_tracking_uri() == "sqlite:////tmp/elsewhere.db"
+    assert tracking_state._tracking_uri is None and "MLFLOW_TRACKING_URI" not in __import__("os").environ
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    with _process_uri("sqlite:////tmp/elsewhere.db"):
+        pass
+    assert mlflow.get_tracking_uri() == "http://127.0.0.1:1"

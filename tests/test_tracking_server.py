@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import ROOT, nexa, write_recipe
+from tests.cli_helpers import ROOT, nexa_in_process, write_recipe
 from tests.conftest import tiny_recipe
 from tests.mlflow_server import MlflowServer
 
@@ -45,8 +45,11 @@ def _train(store: dict, server, **overrides) -> dict:
     for key, value in overrides.items():
         recipe["training"][key] = value
     path = write_recipe(recipe, store["root"] / f"recipe-{len(overrides)}.yaml")
-    proc = nexa("train", "--config", str(path), env=_env(server))
-    return json.loads(proc.stdout[proc.stdout.rindex("{\n"):])
+    # In-process (the real `nexa` entry point, without a new interpreter's imports): the killed-server test below
+    # runs it as a subprocess.
+    code, out, err = nexa_in_process("train", "--config", str(path), env=_env(server))
+    assert code == 0, err[-3000:]
+    return json.loads(out[out.rindex("{\n"):])
 
 
 @pytest.fixture(scope="module")
@@ -148,18 +151,22 @@ def test_the_champion_alias_serves_what_current_model_serves_after_deploy_and_ro
     assert versions[first["run_id"]] != versions[second["run_id"]]
     assert client.get_registered_model(name).tags["nexa.managed"] == "true"
 
+    def deploy(*args: str) -> None:
+        code, _, err = nexa_in_process("deploy", *args, env=_env(server))
+        assert code == 0, err
+
     def aliases() -> dict:
         return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
 
     config = ["--config", str(store["root"] / "recipe-0.yaml")]
-    nexa("deploy", first["run_id"], *config, env=_env(server))
+    deploy(first["run_id"], *config)
     assert aliases() == {"champion": versions[first["run_id"]]}
-    nexa("deploy", second["run_id"], "--force", *config, env=_env(server))
+    deploy(second["run_id"], "--force", *config)
     assert aliases() == {"champion": versions[second["run_id"]], "previous": versions[first["run_id"]]}
     assert _predictions(f"models:/{name}@champion") == _predictions(str(current.resolve()))
     assert _predictions(f"models:/{name}@champion") != _predictions(f"models:/{name}@previous")
 
-    nexa("deploy", "--rollback", *config, env=_env(server))
+    deploy("--rollback", *config)
     assert current.resolve().parent.name == first["run_id"]
     assert aliases() == {"champion": versions[first["run_id"]]}
     assert _predictions(f"models:/{name}@champion") == _predictions(str(current.resolve()))
@@ -170,7 +177,7 @@ def test_a_server_that_dies_mid_run_leaves_a_finished_training(store, tmp_path):
     doomed = MlflowServer(tmp_path / "doomed").start()
     recipe = json.loads(json.dumps(store["recipe"]))
     recipe["storage"] = {k: str(tmp_path / k) for k in ("scratch", "durable", "shared")}
-    recipe["training"].update(epochs=6, logging_steps=1)
+    recipe["training"].update(epochs=4, logging_steps=1)
     recipe["tracking"]["mlflow"]["registered_model"] = "doomed"
     path = write_recipe(recipe, tmp_path / "recipe.yaml")
     env = {**__import__("os").environ, **_env(doomed), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}

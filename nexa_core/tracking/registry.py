@@ -57,20 +57,27 @@ def _log_model(tracker: RunTracker, final_dir: Path) -> str:
 
 @contextmanager
 def _process_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide URIs (and the env vars `set_tracking_uri` exports) set for the call, then put back
+    exactly as they were: unset stays unset, so later code still follows MLFLOW_TRACKING_URI."""
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
 
-    saved_env, saved = os.environ.get(ENV_URI), mlflow.get_tracking_uri()
+    names = (ENV_URI, "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in names}
+    saved = tracking_state._tracking_uri, getattr(registry_state, "_registry_uri", None)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(saved)
-        mlflow.set_registry_uri(saved)
-        if saved_env is None:
-            os.environ.pop(ENV_URI, None)  # set_tracking_uri exports the URI; the caller's environment had none
-        else:
-            os.environ[ENV_URI] = saved_env
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def sync_aliases(champion_dir: Path, previous_dir: Path | None) -> str:
