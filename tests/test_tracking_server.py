@@ -28,11 +28,15 @@ def server(tmp_path_factory):
     server.stop()
 
 
+URI_PASSWORD = "canaryUriPassword4471"  # in the recipe's tracking URI: the server ignores it, nothing may keep it
+
+
 @pytest.fixture(scope="module")
-def store(tiny_model, tiny_csv, tmp_path_factory) -> dict:
+def store(tiny_model, tiny_csv, tmp_path_factory, server) -> dict:
     root = tmp_path_factory.mktemp("tracked")
     recipe = tiny_recipe(tiny_model, tiny_csv, root)
-    recipe["tracking"] = {"mlflow": {"enabled": True, "registered_model": "tiny-classifier"}}
+    uri = server.url.replace("http://", f"http://nexa:{URI_PASSWORD}@")  # the recipe's URI wins over the env's
+    recipe["tracking"] = {"mlflow": {"enabled": True, "registered_model": "tiny-classifier", "tracking_uri": uri}}
     return {"root": root, "recipe": recipe}
 
 
@@ -119,11 +123,13 @@ def test_a_training_is_one_mlflow_run_with_params_step_metrics_evaluation_tags_a
 def test_no_secret_reaches_a_param_tag_metric_or_artifact(store, server, first):
     client = _client(server)
     run = client.get_run(_tracking(store, first["run_id"])["run_id"])
+    params = run.data.params
     texts = [*run.data.params, *run.data.params.values(), *run.data.tags, *run.data.tags.values(), *run.data.metrics]
     folder = Path(client.download_artifacts(run.info.run_id, "", str(store["root"] / "all_artifacts")))
     files = [p for p in folder.rglob("*") if p.is_file()]
     assert len(files) >= 5
-    for secret in CANARIES.values():
+    assert params["tracking.mlflow.tracking_uri"] == server.url  # the URI, without its user:password part
+    for secret in (*CANARIES.values(), URI_PASSWORD):
         assert not any(secret in t for t in texts)
         assert not any(secret.encode() in p.read_bytes() for p in files)
 
@@ -178,7 +184,7 @@ def test_a_server_that_dies_mid_run_leaves_a_finished_training(store, tmp_path):
     recipe = json.loads(json.dumps(store["recipe"]))
     recipe["storage"] = {k: str(tmp_path / k) for k in ("scratch", "durable", "shared")}
     recipe["training"].update(epochs=4, logging_steps=1)
-    recipe["tracking"]["mlflow"]["registered_model"] = "doomed"
+    recipe["tracking"]["mlflow"].update(registered_model="doomed", tracking_uri=None)  # MLFLOW_TRACKING_URI: doomed
     path = write_recipe(recipe, tmp_path / "recipe.yaml")
     env = {**__import__("os").environ, **_env(doomed), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "nexa_core.cli.main", "train", "--config", str(path)], cwd=ROOT,

@@ -2,9 +2,9 @@
 (`nexa_core.analysis`, the same frame as `nexa analyze`), stored as `<durable>/analysis/leaderboard.parquet` with
 its plots. Its metadata shows the top runs, the averages by model and dataset, and both plots.
 
-It sits after each line's manifest and promotion, so inside `training_pipeline` and `distillation_pipeline` it
-refreshes once the new run is recorded and its deploy decided; `run_leaderboard_sensor` (sensors.py) refreshes it
-for runs recorded anywhere else (`nexa train`, `nexa deploy`).
+It sits after each line's manifest and promotion (lineage), and `run_leaderboard_sensor` (sensors.py) refreshes it
+whenever a manifest is recorded or a deploy takes effect, from a job or the CLI. It is in neither pipeline job: it
+reads both model lines, and a job that materializes one line would make the UI ask to confirm every launch.
 """
 
 import base64
