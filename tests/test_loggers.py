@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -136,6 +137,9 @@ def test_a_resumed_run_replaces_the_steps_logged_past_its_checkpoint(tmp_path):
         callback.on_train_end(None, state, None)
 
     attempt(0, range(2, 10, 2), 1.0)  # logs steps 2, 4, 6, 8, then "crashes" after its checkpoint at step 4
+    # Event files are read in name order: `<unix second>.<host>.<pid>.<writer counter>`. A real resume is a later
+    # process; here, one second apart keeps the counter (9 then 10 after other tests' writers) from sorting first.
+    time.sleep(1.05)
     attempt(4, range(6, 12, 2), 10.0)  # resumes from step 4: 6, 8 again, then 10
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
