@@ -80,8 +80,9 @@ def test_training_and_evaluation_carry_telemetry_cost_and_fingerprint(recipe, tm
     assert model["gpu_util_mean_pct"] == 75 and model["other_telemetry_figures"]["gpu_util_max_pct"] == 75
     assert model["gpu_memory_peak_mb"] == 2048 and model["gpu_power_mean_w"] == 800  # both GPUs' draw
     wall = model["telemetry_wall_seconds"]
-    # gpu_hours keeps 4 significant digits, and the wall seconds it is compared with are rounded to 0.01 s
-    assert model["gpu_hours"] == pytest.approx(2 * wall / 3600, rel=1e-3, abs=2 * 0.005 / 3600)
+    # gpu_hours keeps 4 significant digits (up to half a unit: 5e-4 of it) and the wall seconds it is compared with
+    # are rounded to 0.01 s: both errors add up (approx takes the larger of rel and abs, so abs holds their sum).
+    assert model["gpu_hours"] == pytest.approx(2 * wall / 3600, abs=2 * 0.005 / 3600 + 5e-4 * model["gpu_hours"])
     assert model["energy_kwh"] == pytest.approx(800 * wall / 3.6e6, rel=0.1)  # the counter, at 400 W each
     assert model["cost_usd"] == pytest.approx(model["gpu_hours"] * 3.6 + model["energy_kwh"] * 0.25, rel=1e-3)
     assert "gpu" not in model and model["gpus"].records[0].data["uuid"] == "GPU-fake-0000"  # no "no GPU" reason
