@@ -253,6 +253,16 @@ def test_a_study_on_postgresql(tiny_model, tiny_csv, root, postgres_url):
     assert not (root / "durable/tuning/on-postgres/best.yaml").read_text().count("postgres@")  # no tune section
 
 
+def test_a_password_in_the_storage_url_stays_out_of_messages_and_trial_snapshots(tiny_model, tiny_csv, tmp_path):
+    from nexa_core.tuning.search import trial_config
+
+    url = "postgresql://bob:hunter22@127.0.0.1:1/nexa_tune_nowhere"
+    recipe = _recipe(tiny_model, tiny_csv, tmp_path / "store", storage=url)
+    code, out, err = nexa_in_process("tune", "--config", str(write_recipe(recipe, tmp_path / "r.yaml")))
+    assert code == 2 and "tune.storage postgresql+psycopg2://bob:***@127.0.0.1:1/" in err and "hunter22" not in err
+    assert trial_config(recipe, {LR: 0.001}).tune.storage == "postgresql://bob:***@127.0.0.1:1/nexa_tune_nowhere"
+
+
 @pytest.mark.slow
 def test_trials_are_mlflow_runs_nested_under_the_study_run(tiny_model, tiny_csv, tmp_path):
     from mlflow import MlflowClient

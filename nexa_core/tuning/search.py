@@ -118,8 +118,11 @@ def trial_config(raw: dict[str, Any], params: dict[str, Any]) -> NexaConfig:
     trial's value, its best validation metric, belongs to the model its run keeps)."""
     from nexa_core.tuning.space import apply_params
 
-    metric = validate_config(raw).tune.metric
-    return validate_config(apply_params(raw, {**params, "training.best_metric": metric}))
+    tune = validate_config(raw).tune
+    fixed = {"training.best_metric": tune.metric}
+    if tune.storage:  # the run's config snapshot is read by others: never with the database password
+        fixed["tune.storage"] = studies.safe_url(tune.storage)
+    return validate_config(apply_params(raw, {**params, **fixed}))
 
 
 def _run(study, trial, params, raw, name, dataset, layout, storage) -> TrialOutcome:
