@@ -279,3 +279,15 @@ def test_trials_are_mlflow_runs_nested_under_the_study_run(tiny_model, tiny_csv,
     assert len(study) == 1 and study[0].data.tags["nexa.study"] == "tracked"
     run_id = _study(tmp_path, "tracked").trials[0].user_attrs["run_id"]
     assert [r.info.run_name for r in trials] == [run_id] and trials[0].data.tags["nexa.study"] == "tracked"
+
+
+@pytest.mark.parametrize("pruner, kind", [("none", "NopPruner"), ("median", "MedianPruner"),
+                                          ("successive_halving", "SuccessiveHalvingPruner")])
+def test_each_pruner_setting_builds_its_optuna_pruner(pruner, kind):
+    from nexa_core.tuning.samplers import make_pruner
+
+    cfg = validate_config({"data": {"path": "x.csv"}, "tune": {"pruner": pruner, "pruner_startup_trials": 3}})
+    built = make_pruner(cfg.tune)
+    assert type(built).__name__ == kind
+    if pruner == "median":
+        assert built._n_startup_trials == 3
