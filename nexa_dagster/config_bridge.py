@@ -8,6 +8,7 @@ Value checks beyond types (ranges, run-name rules) run when the resource convert
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import dagster as dg
@@ -18,6 +19,12 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def _list_of_model(annotation: Any) -> type[BaseModel] | None:
+    """The item model of `list[Model]` (tune.space), else None."""
+    args = typing.get_args(annotation)
+    return args[0] if typing.get_origin(annotation) is list and len(args) == 1 and _is_model(args[0]) else None
+
+
 def dagster_config_class(model: type[BaseModel], defaults: dict[str, Any] | None = None) -> type[dg.Config]:
     """A `dg.Config` twin of `model`; `defaults` (a full dump of an instance) become its field defaults."""
     fields = {}
@@ -25,6 +32,11 @@ def dagster_config_class(model: type[BaseModel], defaults: dict[str, Any] | None
         if _is_model(info.annotation):
             twin = dagster_config_class(info.annotation, (defaults or {}).get(name) or _dump_default(info))
             fields[name] = (twin, twin())
+        elif item := _list_of_model(info.annotation):
+            # A list of core models becomes a list of their Config twins (Dagster types pydantic models it knows).
+            values = (defaults or {}).get(name, info.get_default(call_default_factory=True))
+            values = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in values]
+            fields[name] = (list[dagster_config_class(item)], values)
         elif defaults is not None and name in defaults:
             fields[name] = (info.annotation, defaults[name])
         elif info.is_required():

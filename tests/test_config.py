@@ -63,10 +63,18 @@ def test_storage_defaults_follow_the_runbook_environment(monkeypatch, tmp_path):
 
 
 def _fields(cls) -> dict:
+    import typing
+
     out = {}
     for name, info in cls.model_fields.items():
         ann = info.annotation
-        out[name] = _fields(ann) if isinstance(ann, type) and hasattr(ann, "model_fields") else str(ann)
+        item = typing.get_args(ann)[0] if typing.get_origin(ann) is list else None
+        if isinstance(ann, type) and hasattr(ann, "model_fields"):
+            out[name] = _fields(ann)
+        elif isinstance(item, type) and hasattr(item, "model_fields"):  # tune.space: a list of a model's twin
+            out[name] = ["list", _fields(item)]
+        else:
+            out[name] = str(ann)
     return out
 
 

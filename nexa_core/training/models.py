@@ -31,8 +31,15 @@ def label_names(config) -> list[str]:
     return [config.id2label[i] for i in range(config.num_labels)]
 
 
-def load_classifier(location: str, label_names: list[str], revision: str | None = None):
-    """A classifier head sized to the data's labels; a pretrained head of another size is re-initialised."""
+# What architectures call their dropout probabilities (BERT/RoBERTa, DistilBERT, BART-likes, GPT-2).
+DROPOUT_ATTRS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
+                 "attention_dropout", "seq_classif_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop")
+
+
+def load_classifier(location: str, label_names: list[str], revision: str | None = None,
+                    dropout: float | None = None):
+    """A classifier head sized to the data's labels; a pretrained head of another size is re-initialised.
+    `dropout` (model.dropout) replaces every dropout probability the model's config has; None keeps them."""
     from transformers import AutoModelForSequenceClassification
 
     path = resolve_location(location, "model.name_or_path")
@@ -46,10 +53,22 @@ def load_classifier(location: str, label_names: list[str], revision: str | None 
             id2label=dict(enumerate(label_names)),
             label2id={name: i for i, name in enumerate(label_names)},
             ignore_mismatched_sizes=True,
+            **_dropout_settings(path, revision, dropout),
         )
     except load_errors() as err:
         raise NexaError(f"model.name_or_path: cannot load {location!r} ({first_line(err)}); point it at a complete "
                         "model folder or a hub id") from None
+
+
+def _dropout_settings(path: str, revision: str | None, dropout: float | None) -> dict:
+    """Config keyword arguments setting `dropout` under the names this model's config uses (only those: an
+    unknown one would reach the model's constructor)."""
+    if dropout is None:
+        return {}
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, revision=revision)
+    return {name: dropout for name in DROPOUT_ATTRS if hasattr(config, name)}
 
 
 def _looks_local(location: str) -> bool:

@@ -22,7 +22,9 @@ def work_key(cfg: NexaConfig, dataset_version: str, init_from=None, pairs=None, 
     """Everything that determines the trained weights; storage locations and evaluation gates do not."""
     # training.device is where, not what: a run resumes (and a teacher is reused) on another device, and the
     # keys of runs made before the setting existed still match.
-    payload = cfg.model_dump(include={"model": True, "training": True}, exclude={"training": {"device"}}) | {
+    # model.dropout counts only when set, for the same reason: unset, the keys of earlier runs are unchanged.
+    exclude = {"training": {"device"}} | ({"model": {"dropout"}} if cfg.model.dropout is None else {})
+    payload = cfg.model_dump(include={"model": True, "training": True}, exclude=exclude) | {
         "dataset_version": dataset_version, "init_from": str(init_from), "pairs": str(pairs), "kd": kd}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

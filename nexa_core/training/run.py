@@ -45,10 +45,11 @@ class TrainResult:
 
 def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, init_from: str | None = None,
           pairs: Path | None = None, kd: tuple[float, float] | None = None,
-          storage: StorageSettings | None = None) -> TrainResult:
+          storage: StorageSettings | None = None, callbacks: list | None = None) -> TrainResult:
     """Fine-tune `init_from` (default: model.name_or_path) on the dataset's train split, or, for a
     student, on distillation `pairs` with the KD loss `kd=(alpha, temperature)`. With `storage`, every new
-    best checkpoint is pushed to that durable store (S3 or the local mirror) as soon as it is saved."""
+    best checkpoint is pushed to that durable store (S3 or the local mirror) as soon as it is saved. `callbacks`:
+    extra TrainerCallbacks (a tuning trial's pruning reporter), single process only."""
     from nexa_core.training.preflight import check_training
 
     # Before torchrun starts: a bad precision is one line here rather than a traceback from every worker.
@@ -72,7 +73,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     source = init_from or cfg.model.name_or_path
     tokenizer = load_tokenizer(source, cfg.model.revision)
     set_seed(cfg.training.distributed.seed)  # before building the model: a new head is identical across runs
-    model = load_classifier(source, labels, cfg.model.revision)
+    model = load_classifier(source, labels, cfg.model.revision, cfg.model.dropout)
     train_ds = (tokenized_pairs(pairs, tokenizer, cfg.model.max_length) if pairs
                 else tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length))
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
@@ -91,13 +92,14 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     if last:
         log.info("resuming %s from %s", run_id, last)
     log_path = run_dir / "logs" / "train_log.jsonl"
-    callbacks = [SmoothedLossLog(log_path, cfg.training.loss_smoothing), *logger_callbacks(cfg, run_dir, run_id)] if main else []
+    extra, callbacks = list(callbacks or []), [SmoothedLossLog(log_path, cfg.training.loss_smoothing),
+                                               *logger_callbacks(cfg, run_dir, run_id)] if main else []
     if storage is not None and main:
         from nexa_core.storage.callback import BestCheckpointMirror
         from nexa_core.storage.settings import open_durable
 
         callbacks.append(BestCheckpointMirror(open_durable(storage, layout), run_id))
-    callbacks.append(MlflowStepCallback(tracker))  # last: it sends what the callbacks before it added to the log
+    callbacks += [MlflowStepCallback(tracker), *extra]  # MLflow after ours: it sends what they added to the log
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
 
     started = time.time()

@@ -24,6 +24,7 @@ from nexa_core.config import (
     TelemetryConfig,
     TrackingConfig,
     TrainingConfig,
+    TuneConfig,
     read_recipe,
     validate_config,
 )
@@ -33,11 +34,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = PROJECT_ROOT / "configs" / "default.yaml"
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
             "evaluation": EvaluationConfig, "distill": DistillConfig, "telemetry": TelemetryConfig,
-            "tracking": TrackingConfig, "storage": StorageConfig}
+            "tracking": TrackingConfig, "storage": StorageConfig, "tune": TuneConfig}
 
 
 class NexaRecipe(dg.ConfigurableResource):
-    """The run's NexaConfig (data, model, training, evaluation, distill, telemetry, tracking, storage)."""
+    """The run's NexaConfig (data, model, training, evaluation, distill, telemetry, tracking, storage, tune)."""
 
     name: str
     data: dagster_config_class(DataConfig)
@@ -48,6 +49,7 @@ class NexaRecipe(dg.ConfigurableResource):
     telemetry: dagster_config_class(TelemetryConfig)
     tracking: dagster_config_class(TrackingConfig)
     storage: dagster_config_class(StorageConfig)
+    tune: dagster_config_class(TuneConfig)
 
     def core(self) -> NexaConfig:
         try:
