@@ -12,6 +12,7 @@ from typing import Any
 
 from nexa_core.common.atomic import atomic_write_json
 from nexa_core.config import NexaConfig
+from nexa_core.tracking.params import strip_userinfo
 from nexa_core.tracking.scope import scope_tags
 from nexa_core.tracking.settings import ENV_URI, MlflowSettings, mlflow_settings
 from nexa_core.tracking.tracker import NullTracker, RunTracker
@@ -76,7 +77,7 @@ def attach(folder: Path) -> NullTracker:
         return NullTracker()
     uri = record["uri"]
     env = os.environ.get(ENV_URI, "").rstrip("/")
-    if env and MlflowSettings(env, ENV_URI, "", "", False, None).display_uri == uri:
+    if env and strip_userinfo(env) == uri:
         uri = env  # the same server, with the credentials the environment gives it
     settings = MlflowSettings(uri, "tracking.json", record.get("experiment", ""), record.get("registered_model", ""),
                               bool(record.get("log_model")), record.get("artifact_location"))
