@@ -254,7 +254,7 @@ def test_a_study_on_postgresql(tiny_model, tiny_csv, root, postgres_url):
 
 
 def test_a_password_in_the_storage_url_stays_out_of_messages_and_trial_snapshots(tiny_model, tiny_csv, tmp_path):
-    from nexa_core.tuning.search import trial_config
+    from nexa_core.tuning.steps import trial_config
 
     url = "postgresql://bob:hunter22@127.0.0.1:1/nexa_tune_nowhere"
     recipe = _recipe(tiny_model, tiny_csv, tmp_path / "store", storage=url)

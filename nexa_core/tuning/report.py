@@ -47,7 +47,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 def write_best(raw: dict[str, Any], trial: optuna.trial.FrozenTrial, study: str, metric: str, path: Path) -> Path:
     """The recipe with the best trial's values, without its `tune` section: `nexa train --config best.yaml`."""
-    metric_key = {"training.best_metric": metric}  # as the trial trained (search.trial_config)
+    metric_key = {"training.best_metric": metric}  # as the trial trained (steps.trial_config)
     recipe = {k: v for k, v in apply_params(raw, {**trial.params, **metric_key}).items() if k != "tune"}
     header = (f"# Best trial {trial.number} of study {study}: validation {metric} {trial.value:.4f}, run "
               f"{trial.user_attrs.get('run_id')}.\n# Run: nexa train --config {path}\n")

@@ -2,30 +2,23 @@
 holds `max_trials` trials (counting earlier runs of it and other processes' trials), and write best.yaml.
 
 Asking happens under the study's lock file, so processes on one host never overshoot `max_trials`; processes on
-several hosts (PostgreSQL) can race for the last slot, and the surplus trial is told FAIL at once."""
+several hosts (PostgreSQL) can race for the last slot, and the surplus trial is told FAIL at once (`steps.ask`)."""
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
-from nexa_core.common.locks import FileLock
 from nexa_core.config import NexaConfig, validate_config
-from nexa_core.tuning import report
+from nexa_core.tuning import report, steps
 from nexa_core.tuning import study as studies
-from nexa_core.tuning.space import check_space, search_space, suggest
-from nexa_core.tuning.trial import TrialOutcome, run_trial
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say what its INFO lines would
+from nexa_core.tuning.recipe import record_start
+from nexa_core.tuning.space import check_space, search_space
+from nexa_core.tuning.trial import TrialOutcome
 
 
 @dataclass
@@ -61,87 +54,26 @@ def tune(raw: dict[str, Any], progress: Callable[[str], None] = print) -> TuneRe
     check_tune(cfg, raw)
     storage = StorageSettings.from_env()
     check_reachable(storage)
-    name, url = studies.study_name(cfg), studies.storage_url(cfg, layout)
-    rdb = _open_storage(url)
-    seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.training.distributed.seed
-    folder = studies.study_dir(layout, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder / "study.lock")
-    with lock:
-        study = studies.open_study(cfg, name, rdb, seed)
-        failed_dead = studies.fail_dead_trials(study, layout)
-    for number in failed_dead:
+    opened = steps.open_study(cfg, layout)
+    for number in opened.failed_dead:
         progress(f"trial {number}: its process died; marked FAIL")
     dataset = dataset_for(cfg, layout)
-    space, total = search_space(cfg), cfg.tune.max_trials
+    record_start(opened.study, cfg, dataset.version)
+    space, total, name = search_space(cfg), cfg.tune.max_trials, opened.name
     goal = "minimising" if cfg.tune.metric == "loss" else "maximising"
-    progress(f"study {name} ({studies.safe_url(url)}): {len(study.trials)} of {total} trials exist; "
+    progress(f"study {name} ({studies.safe_url(opened.url)}): {len(opened.study.trials)} of {total} trials exist; "
              f"{cfg.tune.sampler} sampler, pruner {cfg.tune.pruner}, {goal} validation {cfg.tune.metric}")
-    while (asked := _ask(study, lock, space, total)) is not None:
+    while (asked := steps.ask(opened, space, total)) is not None:
         trial, params = asked
         progress(f"trial {trial.number}: {_params(params)}")
-        outcome = _run(study, trial, params, raw, name, dataset, layout, storage)
+        outcome = steps.run_and_tell(opened, trial, params, raw, dataset, layout, storage)
         progress(_line(outcome, cfg.tune.metric, total))
-    rows = report.leaderboard(study)
-    best = report.best_trial(study)
-    best_path = report.write_best(raw, best, name, cfg.tune.metric, folder / "best.yaml") if best else None
+    rows = report.leaderboard(opened.study)
+    best = report.best_trial(opened.study)
+    best_path = report.write_best(raw, best, name, cfg.tune.metric, opened.folder / "best.yaml") if best else None
     best_row = next((r for r in rows if best and r["number"] == best.number), None)
-    return TuneResult(name, cfg.tune.metric, studies.safe_url(url), rows, best_row, best_path, failed_dead)
-
-
-def _open_storage(url: str):
-    if not url.startswith("sqlite:///"):
-        return studies.open_storage(url)  # nothing written if the server cannot be reached
-    db = Path(url.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(db.parent / f".{db.name}.lock"):  # processes creating the tables at once would race
-        return studies.open_storage(url)
-
-
-def _ask(study: optuna.Study, lock: FileLock, space, total: int):
-    """The next trial and its point, or None when the study is full."""
-    with lock:
-        if len(study.get_trials(deepcopy=False)) >= total:
-            return None
-        trial = study.ask()
-        trial.set_user_attr("pid", os.getpid())
-        trial.set_user_attr("host", socket.gethostname())
-        if trial.number >= total:  # another host took the last slot between our count and our ask
-            trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
-            return None
-        return trial, suggest(trial, space)  # drawn under the lock: TPE's constant liar sees every running trial
-
-
-def trial_config(raw: dict[str, Any], params: dict[str, Any]) -> NexaConfig:
-    """The trial's recipe: the point's values, and the checkpoint kept by the metric the study optimises (so the
-    trial's value, its best validation metric, belongs to the model its run keeps)."""
-    from nexa_core.tuning.space import apply_params
-
-    tune = validate_config(raw).tune
-    fixed = {"training.best_metric": tune.metric}
-    if tune.storage:  # the run's config snapshot is read by others: never with the database password
-        fixed["tune.storage"] = studies.safe_url(tune.storage)
-    return validate_config(apply_params(raw, {**params, **fixed}))
-
-
-def _run(study, trial, params, raw, name, dataset, layout, storage) -> TrialOutcome:
-    try:
-        outcome = run_trial(trial_config(raw, params), trial, params, name, dataset, layout, storage)
-        if outcome.value is None:
-            raise NexaError(f"trial {trial.number} trained {outcome.steps} steps without a validation evaluation; set "
-                            "training.checkpoint.every_steps below the steps a trial trains")
-    except BaseException:
-        study.tell(trial, state=TrialState.FAIL)  # Ctrl-C or an error: the trial is over, the study goes on later
-        raise
-    trial.set_user_attr("steps", outcome.steps)
-    trial.set_user_attr("test", outcome.test)
-    if outcome.state == "pruned":
-        trial.set_user_attr("pruned_at_step", outcome.pruned_at)
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, outcome.value)
-    return outcome
+    return TuneResult(name, cfg.tune.metric, studies.safe_url(opened.url), rows, best_row, best_path,
+                      opened.failed_dead)
 
 
 def _params(params: dict[str, Any]) -> str:

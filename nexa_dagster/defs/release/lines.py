@@ -1,6 +1,6 @@
-"""The two model lines that go through the release chain: the fine-tuned classifier and the distilled student
-(one release per teacher-input partition). Both are built by the same factory (`assets.py`); each line's
-`promotion` step feeds the one deployment asset, `current_model` (`deployment.py`)."""
+"""The model lines that go through the release chain: the fine-tuned classifier, the distilled student (one
+release per teacher-input partition) and the best trial of a hyperparameter study. All are built by the same
+factory (`assets.py`); each line's `promotion` step feeds the one deployment asset, `current_model` (`deployment.py`)."""
 
 from dataclasses import dataclass
 
@@ -26,4 +26,5 @@ class ModelLine:
 
 TRAINED_LINE = ModelLine("trained", "trained_model", "evaluation_report")
 STUDENT_LINE = ModelLine("student", "student_model", "student_evaluation", prefix="student_", partitioned=True)
-LINES = (TRAINED_LINE, STUDENT_LINE)
+TUNED_LINE = ModelLine("tuned", "tuned_model", "tuned_evaluation", prefix="tuned_")
+LINES = (TRAINED_LINE, STUDENT_LINE, TUNED_LINE)

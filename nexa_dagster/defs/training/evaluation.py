@@ -1,7 +1,10 @@
 """`evaluation_report`: test-split metrics of the trained model (its gate is built with the release chain)."""
 
+from pathlib import Path
+
 import dagster as dg
 
+from nexa_core.config import NexaConfig
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
@@ -16,10 +19,17 @@ from nexa_dagster.resources.tracking import tracking_values
 def evaluation_report(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                       telemetry: NVMLTelemetryResource, trained_model: TrainedModel,
                       training_dataset: PreparedDataset) -> dg.Output[EvaluationReport]:
+    return evaluate_model(trainer.apply(nexa.core()), trained_model, training_dataset.path, telemetry)
+
+
+def evaluate_model(cfg: NexaConfig, model: TrainedModel, dataset_path: Path,
+                   telemetry: NVMLTelemetryResource) -> dg.Output[EvaluationReport]:
+    """The test-split evaluation of a trained model, with its telemetry and tracking links (every model line)."""
+    from nexa_core.common.layout import Layout
     from nexa_core.evaluation.evaluate import evaluate_run
 
-    cfg, layout, run_id = trainer.apply(nexa.core()), nexa.layout(), trained_model.run_id
+    layout, run_id = Layout.from_storage(cfg.storage), model.run_id
     with telemetry.measure(cfg.telemetry, layout.run_dir(run_id) / "telemetry", "evaluate") as usage:
-        report = EvaluationReport(run_id, evaluate_run(cfg, run_id, training_dataset.path, layout))
+        report = EvaluationReport(run_id, evaluate_run(cfg, run_id, dataset_path, layout))
     return dg.Output(report, metadata=to_metadata({**report.metadata(), **telemetry_values(usage.summary),
-                                                   **tracking_values(trained_model.run_dir)}))
+                                                   **tracking_values(model.run_dir)}))
