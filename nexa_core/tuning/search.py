@@ -19,9 +19,10 @@ from optuna.trial import TrialState
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.locks import FileLock
-from nexa_core.config import NexaConfig, validate_config
+from nexa_core.config import NexaConfig, TuneConfig, validate_config
 from nexa_core.tuning import report
 from nexa_core.tuning import study as studies
+from nexa_core.tuning.heartbeat import beating
 from nexa_core.tuning.space import check_space, search_space, suggest
 from nexa_core.tuning.trial import TrialOutcome, run_trial
 
@@ -62,14 +63,14 @@ def tune(raw: dict[str, Any], progress: Callable[[str], None] = print) -> TuneRe
     storage = StorageSettings.from_env()
     check_reachable(storage)
     name, url = studies.study_name(cfg), studies.storage_url(cfg, layout)
-    rdb = _open_storage(url)
+    rdb = _open_storage(url, cfg.tune)
     seed = cfg.tune.seed if cfg.tune.seed is not None else cfg.training.distributed.seed
     folder = studies.study_dir(layout, name)
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(folder / "study.lock")
     with lock:
         study = studies.open_study(cfg, name, rdb, seed)
-        failed_dead = studies.fail_dead_trials(study, layout)
+        failed_dead = studies.fail_dead_trials(study, layout, cfg.tune.stale_after_s)
     for number in failed_dead:
         progress(f"trial {number}: its process died; marked FAIL")
     dataset = dataset_for(cfg, layout)
@@ -80,7 +81,8 @@ def tune(raw: dict[str, Any], progress: Callable[[str], None] = print) -> TuneRe
     while (asked := _ask(study, lock, space, total)) is not None:
         trial, params = asked
         progress(f"trial {trial.number}: {_params(params)}")
-        outcome = _run(study, trial, params, raw, name, dataset, layout, storage)
+        with beating(rdb, trial):  # other hosts fail the trial when the beats stop (study.fail_dead_trials)
+            outcome = _run(study, trial, params, raw, name, dataset, layout, storage)
         progress(_line(outcome, cfg.tune.metric, total))
     rows = report.leaderboard(study)
     best = report.best_trial(study)
@@ -89,13 +91,13 @@ def tune(raw: dict[str, Any], progress: Callable[[str], None] = print) -> TuneRe
     return TuneResult(name, cfg.tune.metric, studies.safe_url(url), rows, best_row, best_path, failed_dead)
 
 
-def _open_storage(url: str):
+def _open_storage(url: str, tune: TuneConfig):
     if not url.startswith("sqlite:///"):
-        return studies.open_storage(url)  # nothing written if the server cannot be reached
+        return studies.open_storage(url, tune)  # nothing written if the server cannot be reached
     db = Path(url.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(db.parent / f".{db.name}.lock"):  # processes creating the tables at once would race
-        return studies.open_storage(url)
+        return studies.open_storage(url, tune)
 
 
 def _ask(study: optuna.Study, lock: FileLock, space, total: int):
