@@ -283,6 +283,16 @@ class TuneConfig(_Section):
     metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"  # validation metric; loss minimised, others maximised
     # Empty: training.optimizer.lr in [lr/10, lr*10] (log) and model.dropout around the model's (0.05..0.2).
     space: list[SearchParam] = []
+    heartbeat_s: int = Field(default=30, ge=1)  # how often a running trial tells the database it is alive
+    # A RUNNING trial silent this long is failed by the next `nexa tune`, whatever its host; several beats: blips pass
+    stale_after_s: int = Field(default=300, ge=2, validate_default=True)
+
+    @field_validator("stale_after_s")
+    @classmethod
+    def _after_beats(cls, value: int, info) -> int:
+        if value <= info.data.get("heartbeat_s", 0):
+            raise ValueError(f"must exceed tune.heartbeat_s ({info.data['heartbeat_s']}); set it to several beats")
+        return value
 
 
 class NexaConfig(_Section):

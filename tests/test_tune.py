@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -115,6 +116,10 @@ def test_a_seeded_random_search_runs_four_trials_as_runs_and_writes_the_best_rec
     assert code == 0, err
     trials = _study(root, "seeded").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    db = sqlite3.connect(root / "durable/tuning/studies.db")
+    beaten = {row[0] for row in db.execute("SELECT trial_id FROM trial_heartbeats")}  # each trial beat while it trained
+    db.close()
+    assert {t._trial_id for t in trials} <= beaten
     lrs, dropouts = [t.params[LR] for t in trials], [t.params["model.dropout"] for t in trials]
     assert len(set(lrs)) == 4 and len(set(dropouts)) == 4
     assert all(3e-4 <= lr <= 3e-2 for lr in lrs) and all(0.05 <= d <= 0.2 for d in dropouts)  # around lr 0.003

@@ -79,7 +79,7 @@ def study_config(here: NexaConfig, name: str) -> NexaConfig:
     here = here.model_copy(update={"tune": here.tune.model_copy(update={"study": name})})
     url = studies.storage_url(here, Layout.from_storage(here.storage))
     try:
-        study = optuna.load_study(study_name=name, storage=steps.open_storage(url))
+        study = optuna.load_study(study_name=name, storage=steps.open_storage(url, here.tune))
     except KeyError:
         raise NexaError(f"tune.study {name}: no such study in {studies.safe_url(url)}; materialize hpo_study with "
                         "tune.study set to it first") from None

@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.locks import FileLock
-from nexa_core.config import NexaConfig, validate_config
+from nexa_core.config import NexaConfig, TuneConfig, validate_config
 from nexa_core.tuning import study as studies
+from nexa_core.tuning.heartbeat import beating
 from nexa_core.tuning.space import suggest
 from nexa_core.tuning.trial import TrialOutcome, run_trial
 
@@ -29,6 +30,7 @@ class OpenStudy:
     name: str
     url: str  # with its password, for opening; `safe_url` for anything shown or stored
     study: optuna.Study
+    rdb: optuna.storages.RDBStorage  # heartbeats go through it
     lock: FileLock  # asking for a trial happens under it (one host never overshoots a study's size)
     folder: Path  # best.yaml and the lock
     failed_dead: list[int]  # trials of dead processes marked FAIL on opening
@@ -37,7 +39,7 @@ class OpenStudy:
 def open_study(cfg: NexaConfig, layout: Layout, seed: int | None = None, create: bool = True) -> OpenStudy:
     """The study of the recipe (created unless `create` is False), its dead trials failed."""
     name, url = studies.study_name(cfg), studies.storage_url(cfg, layout)
-    rdb = open_storage(url)
+    rdb = open_storage(url, cfg.tune)
     if not create and name not in {s.study_name for s in optuna.get_all_study_summaries(rdb)}:
         raise NexaError(f"tune.study {name}: no such study in {studies.safe_url(url)}; start it first (the hpo_study "
                         "asset, or `nexa tune`)")
@@ -48,17 +50,17 @@ def open_study(cfg: NexaConfig, layout: Layout, seed: int | None = None, create:
     lock = FileLock(folder / "study.lock")
     with lock:
         study = studies.open_study(cfg, name, rdb, seed)
-        failed_dead = studies.fail_dead_trials(study, layout)
-    return OpenStudy(name, url, study, lock, folder, failed_dead)
+        failed_dead = studies.fail_dead_trials(study, layout, cfg.tune.stale_after_s)
+    return OpenStudy(name, url, study, rdb, lock, folder, failed_dead)
 
 
-def open_storage(url: str):
+def open_storage(url: str, tune: TuneConfig):
     if not url.startswith("sqlite:///"):
-        return studies.open_storage(url)  # nothing written if the server cannot be reached
+        return studies.open_storage(url, tune)  # nothing written if the server cannot be reached
     db = Path(url.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(db.parent / f".{db.name}.lock"):  # processes creating the tables at once would race
-        return studies.open_storage(url)
+        return studies.open_storage(url, tune)
 
 
 def ask(opened: OpenStudy, space, total: int | None, tags: dict[str, Any] | None = None):
@@ -94,18 +96,37 @@ def run_and_tell(opened: OpenStudy, trial, params, raw, dataset, layout, storage
     """Train the asked trial's run and tell the study how it ended; an error or Ctrl-C fails the trial."""
     study = opened.study
     try:
-        outcome = run_trial(trial_config(raw, params), trial, params, opened.name, dataset, layout, storage)
+        # Other processes fail the trial once its beats stop for tune.stale_after_s (study.fail_dead_trials).
+        with beating(opened.rdb, trial):
+            outcome = run_trial(trial_config(raw, params), trial, params, opened.name, dataset, layout, storage)
         if outcome.value is None:
             raise NexaError(f"trial {trial.number} trained {outcome.steps} steps without a validation evaluation; set "
                             "training.checkpoint.every_steps below the steps a trial trains")
     except BaseException:
-        study.tell(trial, state=TrialState.FAIL)  # the trial is over; the study goes on later
+        _tell(study, trial, None, state=TrialState.FAIL)  # the trial is over; the study goes on later
         raise
-    trial.set_user_attr("steps", outcome.steps)
-    trial.set_user_attr("test", outcome.test)
+    try:
+        trial.set_user_attr("steps", outcome.steps)
+        trial.set_user_attr("test", outcome.test)
+        if outcome.state == "pruned":
+            trial.set_user_attr("pruned_at_step", outcome.pruned_at)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # failed meanwhile by another process: _tell says so
     if outcome.state == "pruned":
-        trial.set_user_attr("pruned_at_step", outcome.pruned_at)
-        study.tell(trial, state=TrialState.PRUNED)
+        _tell(study, trial, outcome.run_id, state=TrialState.PRUNED)
     else:
-        study.tell(trial, outcome.value)
+        _tell(study, trial, outcome.run_id, values=outcome.value)
     return outcome
+
+
+def _tell(study: optuna.Study, trial, run_id: str | None, **how) -> None:
+    """Tell the study; a trial another process already marked FAIL (its beats stopped for tune.stale_after_s:
+    database unreachable, machine suspended) cannot be told again, and says so in one line."""
+    try:
+        study.tell(trial, **how)
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as err:
+        if how.get("state") == TrialState.FAIL:
+            return  # already over; the error that ended the trial is the one worth raising
+        raise NexaError(f"trial {trial.number}: the study already marked it failed (no heartbeat for over "
+                        f"tune.stale_after_s; {err}); its run {run_id} is recorded but does not count in the study; "
+                        "raise tune.stale_after_s if the study database is often unreachable that long") from None

@@ -1,8 +1,9 @@
 """The study database: where it is, opening it (a one-line error when it cannot be), and trials of dead processes.
 
-A trial records the pid and host of the process that runs it (user attributes). A later `nexa tune` on the same
-host marks a RUNNING trial whose process is gone as FAIL, so the study counts it and moves on. A trial run from
-another host is left alone: its process cannot be checked from here (docs/tuning.md)."""
+A trial records the pid and host of the process that runs it (user attributes), and that process beats while
+the trial trains (heartbeat.py). A later `nexa tune` marks a RUNNING trial FAIL when its process on this host is
+gone (pid check) or, whatever host ran it, when its last heartbeat is older than `tune.stale_after_s` (Optuna's
+`fail_stale_trials`), so the study counts it and moves on (docs/tuning.md)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ import os
 import re
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.locks import holder
-from nexa_core.config import NexaConfig
+from nexa_core.config import NexaConfig, TuneConfig
 from nexa_core.training.claim import LOCK, UNFINISHED
 from nexa_core.training.models import first_line
 from nexa_core.training.record import read_record, update_record
@@ -28,6 +31,8 @@ from nexa_core.tuning.samplers import direction, make_pruner, make_sampler
 log = logging.getLogger(__name__)
 STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 UNTAGGED_GRACE_S = 60  # a RUNNING trial without pid/host this old was cut off between ask and tagging
+# Optuna warns at every ask on a storage with heartbeats outside `Study.optimize`: `nexa tune` beats itself.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def study_name(cfg: NexaConfig) -> str:
@@ -58,14 +63,18 @@ def safe_url(url: str) -> str:
         return re.sub(r"//[^@/]*@", "//***@", url)
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
+def open_storage(url: str, tune: TuneConfig) -> optuna.storages.RDBStorage:
+    """The study database, with heartbeats every `tune.heartbeat_s` and trials silent `tune.stale_after_s` stale."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": 60}}  # parallel trials queue for SQLite's one writer
     else:
         kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are experimental in Optuna 5.0
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=tune.heartbeat_s,
+                                              grace_period=tune.stale_after_s)
     except Exception as err:  # driver errors differ by database; each one means "cannot use this URL"
         raise NexaError(f"tune.storage {safe_url(url)}: cannot open the study database ({first_line(err)}); check "
                         "the URL, that the server runs and the database exists") from None
@@ -97,8 +106,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def fail_dead_trials(study: optuna.Study, layout: Layout) -> list[int]:
-    """Mark RUNNING trials of dead processes on this host FAIL (and their unfinished runs `failed`)."""
+def fail_dead_trials(study: optuna.Study, layout: Layout, stale_after_s: int) -> list[int]:
+    """Mark FAIL the RUNNING trials whose process is gone: on this host by its pid, on any host by a heartbeat
+    older than `stale_after_s` (the storage's grace period, tune.stale_after_s); their unfinished runs `failed`.
+    Returns the numbers of the trials marked."""
+    return _fail_dead_here(study, layout) + _fail_silent(study, layout, stale_after_s)
+
+
+def _fail_dead_here(study: optuna.Study, layout: Layout) -> list[int]:
     here, now, failed = socket.gethostname(), time.time(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = t.user_attrs
@@ -111,9 +126,33 @@ def fail_dead_trials(study: optuna.Study, layout: Layout) -> list[int]:
         study.tell(t.number, state=TrialState.FAIL)
         failed.append(t.number)
         why = f"its nexa tune process (pid {attrs.get('pid')} on {attrs.get('host')}) died"
-        log.warning("trial %d of study %s marked FAIL: %s", t.number, study.study_name, why)
-        _fail_run(layout, attrs.get("run_id"), why)
+        _log_and_fail_run(study, layout, t, why)
     return failed
+
+
+def _fail_silent(study: optuna.Study, layout: Layout, stale_after_s: int) -> list[int]:
+    """Optuna fails the stale trials (one that never beat is not: _fail_dead_here's untagged case); they are the
+    trials RUNNING before and FAIL after. A trial that failed itself in that instant would be counted too; its run
+    is no longer unfinished then, and _fail_run leaves it alone."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # public, experimental in Optuna 5.0
+        optuna.storages.fail_stale_trials(study)
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.number in running:
+            failed.append(t.number)
+            attrs = t.user_attrs
+            _log_and_fail_run(study, layout, t, f"no heartbeat for over {stale_after_s} s from its nexa tune process "
+                              f"(pid {attrs.get('pid')} on {attrs.get('host')})")
+    return failed
+
+
+def _log_and_fail_run(study: optuna.Study, layout: Layout, trial, why: str) -> None:
+    log.warning("trial %d of study %s marked FAIL: %s", trial.number, study.study_name, why)
+    _fail_run(layout, trial.user_attrs.get("run_id"), why)
 
 
 def _fail_run(layout: Layout, run_id: str | None, why: str) -> None:
