@@ -171,3 +171,19 @@ def test_a_trial_failed_by_another_host_while_it_trained_ends_in_one_line(tmp_pa
                                         r"tiny-trial_20261130_000000 is recorded but does not count"):
         steps.run_and_tell(opened, trial, {}, cfg.model_dump(mode="json"), None, None, None)
     assert opened.study.trials[0].state == TrialState.FAIL
+
+
+def test_the_pruning_reporter_stops_a_trial_failed_elsewhere_instead_of_crashing(tmp_path):
+    from transformers import TrainerControl
+
+    from nexa_core.tuning.trial import PruningReporter
+
+    rdb = open_storage(f"sqlite:///{tmp_path / 's.db'}", _cfg().tune)
+    study = open_study(_cfg(), "s", rdb, seed=1)
+    trial = study.ask()
+    reporter, control = PruningReporter(trial, "accuracy"), TrainerControl()
+    reporter.on_evaluate(None, SimpleNamespace(global_step=2), control, metrics={"eval_accuracy": 0.7})
+    assert not control.should_training_stop  # reported, not pruned (no pruner)
+    rdb.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)  # another host failed it
+    reporter.on_evaluate(None, SimpleNamespace(global_step=4), control, metrics={"eval_accuracy": 0.8})
+    assert control.should_training_stop and reporter.pruned_at is None

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 from transformers import TrainerCallback
 
 from nexa_core.common.layout import Layout
@@ -30,8 +31,15 @@ class PruningReporter(TrainerCallback):
         value = (metrics or {}).get(f"eval_{self.metric}")
         if value is None:
             return
-        self.trial.report(float(value), state.global_step)
-        if self.trial.should_prune():
+        try:
+            self.trial.report(float(value), state.global_step)
+            prune = self.trial.should_prune()
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another process failed this trial (its heartbeats stopped for tune.stale_after_s): training on is
+            # wasted; the run ends cleanly and telling the study says what happened (steps._tell).
+            control.should_training_stop = True
+            return
+        if prune:
             self.pruned_at = state.global_step
             control.should_training_stop = True
 

@@ -30,7 +30,7 @@ def hpo_trials_sensor(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=requests, cursor=str(len(slots)))
 
 
-@dg.sensor(job=tuned_release, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=tuned_release, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
            description="When every trial slot of the latest study has run, releases its best trial (tuned_release).")
 def tuned_release_sensor(context: dg.SensorEvaluationContext):
     records = context.instance.fetch_materializations(HPO_STUDY, limit=1).records
