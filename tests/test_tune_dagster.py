@@ -99,8 +99,9 @@ def test_a_slot_of_an_unknown_study_fails_in_one_line(recipe):
 
 
 def test_slot_keys_and_a_study_whose_data_changed():
+    from nexa_core.tuning.handoff import slot_key
     from nexa_core.tuning.recipe import record_start
-    from nexa_core.tuning.slots import slot_key, slot_study
+    from nexa_core.tuning.slots import slot_study
 
     assert slot_study(slot_key("rt-lr.v2", 7)) == "rt-lr.v2" and slot_key("s", 7) == "s-trial-007"
     with pytest.raises(NexaError, match="not a trial slot"):

@@ -155,7 +155,7 @@ def test_a_trial_failed_by_another_host_while_it_trained_ends_in_one_line(tmp_pa
     """Its beats stopped long enough (database unreachable, machine suspended) for another host to fail it: when
     it finishes, telling the study is refused, and the error says what happened instead of Optuna's."""
     from nexa_core.tuning import steps
-    from nexa_core.tuning.trial import TrialOutcome
+    from nexa_core.tuning.handoff import TrialOutcome
 
     cfg = validate_config({"data": {"path": "x.csv"}, "tune": {"storage": f"sqlite:///{tmp_path / 's.db'}"},
                            "storage": {"scratch": str(tmp_path), "durable": str(tmp_path), "shared": str(tmp_path)}})

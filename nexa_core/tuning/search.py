@@ -16,9 +16,9 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig, validate_config
 from nexa_core.tuning import report, steps
 from nexa_core.tuning import study as studies
+from nexa_core.tuning.handoff import TrialOutcome
 from nexa_core.tuning.recipe import record_start
 from nexa_core.tuning.space import check_space, search_space
-from nexa_core.tuning.trial import TrialOutcome
 
 
 @dataclass

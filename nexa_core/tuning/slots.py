@@ -22,33 +22,12 @@ from nexa_core.config import NexaConfig, validate_config
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.tuning import report, steps
 from nexa_core.tuning import study as studies
+from nexa_core.tuning.handoff import StudyPlan, TrialOutcome, slot_key
 from nexa_core.tuning.recipe import record_start, study_recipe
-from nexa_core.tuning.trial import TrialOutcome
 
 SLOT_RE = re.compile(r"^(?P<study>.+)-trial-(?P<index>\d{3,})$")
 
 
-@dataclass(frozen=True)
-class StudyPlan:
-    """What starting a study hands to its trials and to the release of its best model."""
-
-    study: str
-    storage: str  # the database URL without its password
-    metric: str
-    sampler: str
-    pruner: str
-    dataset_version: str
-    space: tuple[dict[str, Any], ...]
-    slots: tuple[str, ...]
-
-    def metadata(self) -> dict[str, Any]:
-        return {"study": self.study, "study_storage": self.storage, "metric": f"validation {self.metric}",
-                "sampler": self.sampler, "pruner": self.pruner, "dataset_version": self.dataset_version,
-                "space": list(self.space), "trial_slots": len(self.slots)}
-
-
-def slot_key(study: str, index: int) -> str:
-    return f"{study}-trial-{index:03d}"
 
 
 def slot_study(key: str) -> str:

@@ -18,9 +18,10 @@ from nexa_core.common.layout import Layout
 from nexa_core.common.locks import FileLock
 from nexa_core.config import NexaConfig, TuneConfig, validate_config
 from nexa_core.tuning import study as studies
+from nexa_core.tuning.handoff import TrialOutcome
 from nexa_core.tuning.heartbeat import beating
 from nexa_core.tuning.space import suggest
-from nexa_core.tuning.trial import TrialOutcome, run_trial
+from nexa_core.tuning.trial import run_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say what its INFO lines would
 

@@ -9,7 +9,6 @@ best validation metric, the one the trainer picked its checkpoint by; the test s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -18,6 +17,7 @@ from transformers import TrainerCallback
 from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig
 from nexa_core.training.record import update_record
+from nexa_core.tuning.handoff import TrialOutcome
 
 
 class PruningReporter(TrainerCallback):
@@ -43,18 +43,6 @@ class PruningReporter(TrainerCallback):
             self.pruned_at = state.global_step
             control.should_training_stop = True
 
-
-@dataclass
-class TrialOutcome:
-    number: int
-    params: dict[str, Any]
-    state: str  # complete, pruned, failed
-    value: float | None = None
-    run_id: str | None = None
-    pruned_at: int | None = None
-    seconds: float = 0.0
-    steps: int = 0
-    test: dict[str, float] = field(default_factory=dict)
 
 
 def run_trial(cfg: NexaConfig, trial, params: dict[str, Any], study: str, dataset, layout: Layout,

@@ -10,8 +10,7 @@ import dagster as dg
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
-from nexa_core.tuning.slots import StudyPlan, best_model, run_slot, slot_config, start_study, study_config
-from nexa_core.tuning.trial import TrialOutcome
+from nexa_core.tuning.handoff import StudyPlan, TrialOutcome
 from nexa_dagster.defs.training.evaluation import evaluate_model
 from nexa_dagster.defs.tuning.partitions import HPO_TRIALS
 from nexa_dagster.failures import refusals_as_failures
@@ -29,6 +28,8 @@ STUDY_TAG = "nexa/study"
 @refusals_as_failures
 def hpo_study(context: dg.AssetExecutionContext, nexa: NexaRecipe,
               training_dataset: PreparedDataset) -> dg.Output[StudyPlan]:
+    from nexa_core.tuning.slots import start_study
+
     plan = start_study(nexa.core().model_dump(mode="json"), training_dataset)
     new = [key for key in plan.slots if not context.instance.has_dynamic_partition(HPO_TRIALS.name, key)]
     context.instance.add_dynamic_partitions(HPO_TRIALS.name, new)
@@ -43,6 +44,8 @@ def hpo_study(context: dg.AssetExecutionContext, nexa: NexaRecipe,
 @refusals_as_failures
 def hpo_trials(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                storage: S3StorageResource, tracking: MLflowTrackingResource) -> dg.Output[TrialOutcome]:
+    from nexa_core.tuning.slots import run_slot, slot_config
+
     key = context.partition_key
     cfg = tracking.apply(trainer.apply(slot_config(nexa.core(), key)))
     context.instance.add_run_tags(context.run_id, {STUDY_TAG: cfg.tune.study})
@@ -66,6 +69,8 @@ def hpo_trials(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPU
                       "meets_thresholds, champion gate, package, deploy).")
 @refusals_as_failures
 def tuned_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, hpo_study: StudyPlan) -> dg.Output[TrainedModel]:
+    from nexa_core.tuning.slots import best_model
+
     best = best_model(nexa.core(), hpo_study)
     model = best.model
     tag_run(context, RUN_ID_TAG, model.run_id)
@@ -81,5 +86,7 @@ def tuned_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, hpo_study: 
 @refusals_as_failures
 def tuned_evaluation(nexa: NexaRecipe, trainer: GPUTrainerResource, telemetry: NVMLTelemetryResource,
                      hpo_study: StudyPlan, tuned_model: TrainedModel) -> dg.Output[EvaluationReport]:
+    from nexa_core.tuning.slots import study_config
+
     cfg = trainer.apply(study_config(nexa.core(), hpo_study.study))  # evaluated as the trial was trained
     return evaluate_model(cfg, tuned_model, tuned_model.dataset.path, telemetry)

@@ -9,7 +9,7 @@ running) and at least one trial completed: the best trial then goes through the 
 
 import dagster as dg
 
-from nexa_core.tuning.slots import slot_key
+from nexa_core.tuning.handoff import slot_key
 from nexa_dagster.defs.tuning.jobs import tune_trial, tuned_release
 from nexa_dagster.defs.tuning.partitions import HPO_TRIALS
 
