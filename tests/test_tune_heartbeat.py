@@ -169,7 +169,7 @@ def test_a_trial_failed_by_another_host_while_it_trained_ends_in_one_line(tmp_pa
     monkeypatch.setattr(steps, "run_trial", trained_while_failed_elsewhere)
     with pytest.raises(NexaError, match=r"^trial 0: the study already marked it failed .* its run "
                                         r"tiny-trial_20261130_000000 is recorded but does not count"):
-        steps.run_and_tell(opened, trial, {}, cfg.model_dump(mode="json"), None, None, None)
+        steps.run_and_tell(opened, trial, {}, cfg.model_dump(mode="json"), None, Layout.from_storage(cfg.storage), None)
     assert opened.study.trials[0].state == TrialState.FAIL
 
 

@@ -17,6 +17,7 @@ from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.common.locks import FileLock
 from nexa_core.config import NexaConfig, TuneConfig, validate_config
+from nexa_core.training.gpus import gpu_lease
 from nexa_core.tuning import study as studies
 from nexa_core.tuning.handoff import TrialOutcome
 from nexa_core.tuning.heartbeat import beating
@@ -98,8 +99,9 @@ def run_and_tell(opened: OpenStudy, trial, params, raw, dataset, layout, storage
     study = opened.study
     try:
         # Other processes fail the trial once its beats stop for tune.stale_after_s (study.fail_dead_trials).
-        with beating(opened.rdb, trial):
-            outcome = run_trial(trial_config(raw, params), trial, params, opened.name, dataset, layout, storage)
+        # On a multi-GPU node, trials running at once (pool slots, several `nexa tune`) each take their own GPU.
+        with beating(opened.rdb, trial), gpu_lease(trial_config(raw, params), layout.scratch / "gpu-leases") as cfg:
+            outcome = run_trial(cfg, trial, params, opened.name, dataset, layout, storage)
         if outcome.value is None:
             raise NexaError(f"trial {trial.number} trained {outcome.steps} steps without a validation evaluation; set "
                             "training.checkpoint.every_steps below the steps a trial trains")
