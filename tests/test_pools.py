@@ -83,7 +83,7 @@ def test_processes_asking_together_get_one_gpu_slot(tmp_path):
 def test_training_and_teacher_steps_are_in_the_gpu_pool():
     pools = {key.path[-1]: node.pool for key, node in
              ((k, defs.resolve_assets_def(k).get_op_def_for_asset_key(k)) for k in defs.resolve_all_asset_keys())}
-    for name in ("trained_model", "teacher_model", "teacher_outputs", "student_model"):
+    for name in ("trained_model", "teacher_model", "teacher_outputs", "student_model", "hpo_trials"):
         assert pools[name] == "gpu", name
     assert pools["training_dataset"] is None and pools["evaluation_report"] is None
     instance_config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
