@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
@@ -22,6 +21,7 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import validate_config
 from tests.cli_helpers import ROOT, nexa_in_process, tree, write_recipe
 from tests.conftest import tiny_recipe
+from tests.postgres_helpers import fresh_database
 
 LR = "training.optimizer.lr"
 
@@ -232,18 +232,8 @@ def test_two_processes_share_one_study_without_drawing_the_same_point(tiny_model
 
 @pytest.fixture
 def postgres_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"nexa_tune_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_database("nexa_tune") as name:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.mark.slow

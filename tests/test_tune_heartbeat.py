@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -21,6 +20,7 @@ from nexa_core.config import validate_config
 from nexa_core.training.record import read_record, update_record
 from nexa_core.tuning.heartbeat import beating
 from nexa_core.tuning.study import fail_dead_trials, open_storage, open_study
+from tests.postgres_helpers import fresh_database
 
 HEARTBEATS = sa.table("trial_heartbeats", sa.column("trial_id"), sa.column("heartbeat", sa.DateTime))
 
@@ -34,18 +34,8 @@ def url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'studies.db'}"
         return
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"nexa_hb_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_database("nexa_hb") as name:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # FORCE: ends our pooled connections
-        admin.close()
 
 
 def _heartbeat(rdb, trial):
