@@ -1,0 +1,146 @@
+"""`training_pipeline` with its steps on Celery workers (NEXA_EXECUTOR=celery), as production runs it: two real
+workers on this machine's RabbitMQ (a vhost of the test's own), one consuming the default queue and one the `gpu`
+queue, each in its own process group; the instance on deploy/dagster.yaml over a fresh PostgreSQL database; step
+outputs and compute logs on S3 (a loopback moto_server).
+
+One test, two runs (each costs ~40 s on 2 cores): the gpu worker is killed mid-training, which fails the run with
+the reason and publishes nothing; the worker comes back and a re-run resumes the interrupted training and
+succeeds. In both runs the GPU step runs on the gpu worker and every other step on the default one."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from nexa_core.common.layout import Layout
+from nexa_core.config import validate_config
+from tests.cli_helpers import write_recipe
+from tests.postgres_helpers import fresh_database
+from tests.production_helpers import BUCKET, Worker, execute_job, finish, production_env, production_home, production_instance, rabbit_vhost
+from tests.test_storage_s3 import _start_moto, admin_client, stop_group
+
+pytestmark = pytest.mark.slow
+GPU_STEPS = {"trained_model"}  # the training_pipeline's steps in pool `gpu`
+RELEASE = ("evaluation_report", "run_manifest", "model_package", "promotion", "run_mirror")  # after training
+
+
+@pytest.fixture
+def s3(tmp_path):
+    proc, endpoint = _start_moto(tmp_path / "moto_server.log")
+    try:
+        admin_client(endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+    finally:
+        stop_group(proc)
+
+
+@pytest.fixture
+def fleet(s3, tmp_path, tiny_model, tiny_csv):
+    """A launcher's environment and two workers: 'cpu' on queue dagster, 'gpu' on queue gpu."""
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path)
+    home = production_home(tmp_path / "home")
+    with fresh_database("nexa_celery") as database, rabbit_vhost() as broker:
+        env = {**production_env(home, database, s3, f"celery-{uuid.uuid4().hex[:8]}"), "NEXA_EXECUTOR": "celery",
+               "NEXA_CELERY_BROKER": broker, "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml"))}
+        tag = uuid.uuid4().hex[:6]
+        workers = {"cpu": Worker(f"cpu-{tag}", "dagster", env, tmp_path / "cpu.log", concurrency=2),
+                   "gpu": Worker(f"gpu-{tag}", "gpu", env, tmp_path / "gpu.log")}
+        try:
+            for worker in workers.values():
+                worker.launch()
+            for worker in workers.values():
+                worker.wait_ready()
+            yield env, workers, Layout.from_storage(validate_config(recipe).storage), database
+        finally:
+            for worker in workers.values():
+                worker.stop()
+
+
+def _step_workers(instance, run_id: str) -> dict[str, str]:
+    """Which worker ran each step: dagster-celery's "Executing steps ... in celery worker" event names it."""
+    import dagster as dg
+
+    events = (r.event_log_entry for r in
+              instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records)
+    return {e.step_key: meta["Celery worker"].value for e in events
+            if "Celery worker" in (meta := e.dagster_event.event_specific_data.metadata)}
+
+
+def _assert_routed(ran_on: dict[str, str], workers: dict) -> None:
+    assert {step for step, node in ran_on.items() if node == workers["gpu"].node} == GPU_STEPS, ran_on
+    assert {node for step, node in ran_on.items() if step not in GPU_STEPS} == {workers["cpu"].node}, ran_on
+
+
+def _training_started(layout: Layout) -> str | None:
+    """The run id once the gpu worker is training (its run.json says `running`), else None."""
+    for record in layout.runs_dir.glob("*/run.json") if layout.runs_dir.is_dir() else ():
+        if json.loads(record.read_text()).get("status") == "running":
+            return record.parent.name
+    return None
+
+
+def test_gpu_steps_run_on_the_gpu_worker_and_a_killed_worker_fails_the_run_cleanly(fleet, s3):
+    import dagster as dg
+    import psycopg2
+
+    env, workers, layout, database = fleet
+    proc = execute_job("training_pipeline", env, env["DAGSTER_HOME"])
+    deadline = time.monotonic() + 300
+    while (run_id := _training_started(layout)) is None:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.log.read_text()[-4000:]
+        time.sleep(0.2)
+    workers["gpu"].kill()  # the whole GPU node gone, mid-training
+    out = finish(proc, timeout=180)  # found within 2 pings 5 s apart; stock dagster-celery would wait for ever
+    assert "RUN_FAILURE" in out, out[-4000:]
+
+    with production_instance(env) as instance:
+        [failed] = instance.get_runs()
+        assert failed.status == dg.DagsterRunStatus.FAILURE
+        [failure] = [r.event_log_entry for r in instance.get_records_for_run(
+            failed.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records]
+        reason = failure.dagster_event.step_failure_data.error.message
+        assert failure.step_key == "trained_model", failure.step_key
+        assert f"celery worker {workers['gpu'].node} stopped answering while it ran step trained_model" in reason
+        _assert_routed(_step_workers(instance, failed.run_id), workers)
+        for name in RELEASE:
+            assert instance.get_latest_materialization_event(dg.AssetKey(name)) is None, name
+        # The pool slot the dead step held is free again (else the re-run would wait for it for ever).
+        assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+    # Nothing half-published: no manifest, package or deployment, nothing of the run's final model on S3.
+    assert not list(layout.manifests_dir.glob("*.json")) and not layout.packages_dir.exists()
+    assert not (layout.deploy_dir / "current_model").exists()
+    keys = [o["Key"] for o in admin_client(s3).list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert not [k for k in keys if f"/runs/{run_id}/final/" in k], keys
+    assert json.loads((layout.run_dir(run_id) / "run.json").read_text())["status"] == "running"  # interrupted
+
+    workers["gpu"].launch().wait_ready()  # the node is back
+    out = finish(execute_job("training_pipeline", env, env["DAGSTER_HOME"]))
+    assert "RUN_SUCCESS" in out, out[-4000:]
+    with production_instance(env) as instance:
+        rerun = instance.get_runs(limit=1)[0]
+        assert rerun.status == dg.DagsterRunStatus.SUCCESS
+        _assert_routed(ran_on := _step_workers(instance, rerun.run_id), workers)
+        assert set(RELEASE) <= set(ran_on)
+        event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
+        assert event.asset_materialization.metadata["run_id"].value == run_id  # the interrupted run, resumed
+    assert layout.manifest_path(run_id).is_file()
+    assert json.loads((layout.run_dir(run_id) / "run.json").read_text())["status"] == "complete"
+
+    # Runs and events are PostgreSQL rows; step outputs and step logs are S3 objects.
+    with psycopg2.connect(host="127.0.0.1", user="postgres", dbname=database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT run_id, status FROM runs ORDER BY create_timestamp")
+        assert cur.fetchall() == [(failed.run_id, "FAILURE"), (rerun.run_id, "SUCCESS")]
+        cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'STEP_SUCCESS'",
+                    (rerun.run_id,))
+        assert cur.fetchone()[0] == len(ran_on)
+    conn.close()
+    client = admin_client(s3)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert any(k.endswith("/dagster-io/trained_model") for k in keys), keys
+    logs = [client.get_object(Bucket=BUCKET, Key=k)["Body"].read().decode() for k in keys if "/compute-logs/" in k]
+    assert any('Started execution of step "trained_model"' in log for log in logs), keys  # the gpu worker's step log
