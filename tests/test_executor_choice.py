@@ -1,0 +1,123 @@
+"""The executor is configuration: NEXA_EXECUTOR picks in-process (the default), multiprocess or Celery, and Celery
+brings the S3 hand-off of step outputs; bad values are one line naming the variable. Every step in pool `gpu`, and
+no other, is routed to the `gpu` queue. The lost-worker watch of the Celery executor, on stand-ins for Celery."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from nexa_core.common.errors import NexaError
+from nexa_dagster.execution import choice
+from nexa_dagster.execution.celery_settings import CelerySettings
+from nexa_dagster.execution.handoff_io import HandoffS3IOManager
+
+
+@pytest.mark.parametrize("value, executor", [(None, "in_process"), ("", "in_process"), ("multiprocess", "multiprocess"),
+                                             ("celery", "celery"), ("in-process", "in_process")])
+def test_nexa_executor_picks_the_executor(monkeypatch, value, executor):
+    monkeypatch.delenv("NEXA_EXECUTOR", raising=False)
+    if value is not None:
+        monkeypatch.setenv("NEXA_EXECUTOR", value)
+    assert choice.executor().name == executor
+    # Only Celery needs outputs on S3; the others keep Dagster's filesystem default.
+    assert ("io_manager" in choice.io_resources()) == (executor == "celery")
+
+
+def test_a_bad_executor_is_one_line_naming_the_choices(monkeypatch):
+    monkeypatch.setenv("NEXA_EXECUTOR", "kubernetes")
+    with pytest.raises(NexaError, match=r"NEXA_EXECUTOR='kubernetes' is not an executor; set it to in_process, "
+                                        r"multiprocess, celery"):
+        choice.executor()
+
+
+def test_celery_without_an_s3_prefix_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("NEXA_S3_PREFIX", raising=False)
+    with pytest.raises(NexaError, match="NEXA_EXECUTOR=celery needs NEXA_S3_PREFIX"):
+        HandoffS3IOManager().create_io_manager(None)
+
+
+def test_the_broker_password_is_never_shown(monkeypatch):
+    monkeypatch.setenv("NEXA_CELERY_BROKER", "amqp://nexa:s3cret@rabbit.internal:5672/prod")
+    settings = CelerySettings.from_env()
+    assert "s3cret" not in repr(settings) and "s3cret" not in settings.public_broker
+    assert settings.public_broker == "amqp://nexa:***@rabbit.internal:5672/prod"
+    monkeypatch.setenv("NEXA_CELERY_BROKER", "http://rabbit:5672")
+    with pytest.raises(NexaError, match="NEXA_CELERY_BROKER has scheme 'http'"):
+        CelerySettings.from_env()
+
+
+def test_every_gpu_pool_step_and_only_those_go_to_the_gpu_queue():
+    from nexa_dagster.definitions import defs
+
+    nodes = [defs.resolve_assets_def(k).get_op_def_for_asset_key(k) for k in defs.resolve_all_asset_keys()]
+    routed = {node.name: (node.pool, node.tags.get("dagster-celery/queue")) for node in nodes}
+    assert {name for name, (pool, _) in routed.items() if pool == "gpu"} >= {"trained_model", "student_model"}
+    for name, (pool, queue) in routed.items():
+        assert (queue == "gpu") == (pool == "gpu"), f"{name}: pool {pool}, queue {queue}"
+
+
+class FakeResult:
+    def __init__(self, state="PENDING", info=None):
+        self.state, self.info, self.done, self.revoked = state, info, False, False
+
+    def ready(self):
+        return self.done
+
+    def get(self):
+        return ["the step's own events"]
+
+    def revoke(self):
+        self.revoked = True
+
+
+class FakeControl:
+    def __init__(self):
+        self.alive, self.pings = True, []
+
+    def ping(self, destination, timeout):
+        self.pings.append(destination)
+        return [{destination[0]: {"ok": "pong"}}] if self.alive else []
+
+
+def _watched(result, control, misses=2):
+    from types import SimpleNamespace
+
+    from nexa_dagster.execution.watched import WatchedResult
+
+    return WatchedResult(result, SimpleNamespace(control=control), lambda worker: [f"lost {worker}"],
+                         check_seconds=0, misses=misses)
+
+
+def test_a_queued_step_is_never_lost_however_long_it_waits():
+    control = FakeControl()
+    control.alive = False
+    watched = _watched(FakeResult("PENDING"), control)
+    assert not any(watched.ready() for _ in range(10)) and control.pings == []
+
+
+def test_a_running_step_is_lost_after_its_worker_misses_pings_in_a_row():
+    result, control = FakeResult("STARTED", {"hostname": "gpu-1@node7", "pid": 42}), FakeControl()
+    watched = _watched(result, control)
+    assert not watched.ready() and not watched.ready()  # answering
+    control.alive = False
+    assert not watched.ready()  # one miss: could be a slow reply
+    control.alive = True
+    assert not watched.ready()  # answered again: the count starts over
+    control.alive = False
+    assert not watched.ready() and watched.ready()  # two in a row: lost
+    assert watched.get() == ["lost gpu-1@node7"]
+    assert control.pings[-1] == ["gpu-1@node7"]
+
+
+def test_a_finished_step_returns_its_own_events():
+    result = FakeResult("SUCCESS")
+    result.done = True
+    assert _watched(result, FakeControl()).get() == ["the step's own events"]
+
+
+def test_the_embedded_definitions_run_in_process():
+    from nexa_dagster.definitions import defs
+
+    job = defs.resolve_job_def("training_pipeline")
+    assert job.executor_def.name == "in_process" and isinstance(job.executor_def, dg.ExecutorDefinition)
