@@ -111,7 +111,9 @@ class Worker:
 
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
         while group_alive(self.proc.pid):
+            assert time.monotonic() < deadline, f"worker {self.node}'s processes outlived SIGKILL"
             time.sleep(0.1)
 
     def stop(self) -> None:
