@@ -58,13 +58,15 @@ def test_every_gpu_pool_step_and_only_those_go_to_the_gpu_queue():
 
 
 class FakeResult:
-    def __init__(self, state="PENDING", info=None):
-        self.state, self.info, self.done, self.revoked = state, info, False, False
+    def __init__(self, state="PENDING", info=None, error=None):
+        self.state, self.info, self.done, self.revoked, self.error = state, info, False, False, error
 
     def ready(self):
         return self.done
 
     def get(self):
+        if self.error:
+            raise self.error
         return ["the step's own events"]
 
     def revoke(self):
@@ -85,7 +87,7 @@ def _watched(result, control, misses=2):
 
     from nexa_dagster.execution.watched import WatchedResult
 
-    return WatchedResult(result, SimpleNamespace(control=control), lambda worker: [f"lost {worker}"],
+    return WatchedResult(result, SimpleNamespace(control=control), lambda why, cls: [f"{cls}: {why}"],
                          check_seconds=0, misses=misses)
 
 
@@ -106,7 +108,8 @@ def test_a_running_step_is_lost_after_its_worker_misses_pings_in_a_row():
     assert not watched.ready()  # answered again: the count starts over
     control.alive = False
     assert not watched.ready() and watched.ready()  # two in a row: lost
-    assert watched.get() == ["lost gpu-1@node7"]
+    [failure] = watched.get()
+    assert failure.startswith("WorkerLost: celery worker gpu-1@node7 stopped answering while it ran the step")
     assert control.pings[-1] == ["gpu-1@node7"]
 
 
@@ -114,6 +117,20 @@ def test_a_finished_step_returns_its_own_events():
     result = FakeResult("SUCCESS")
     result.done = True
     assert _watched(result, FakeControl()).get() == ["the step's own events"]
+
+
+def test_a_task_that_failed_in_its_worker_is_the_steps_failure_and_a_revoked_one_is_left_to_the_loop():
+    from billiard.exceptions import WorkerLostError
+    from celery.exceptions import TaskRevokedError
+
+    result = FakeResult("FAILURE", error=WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL) Job: 3."))
+    result.done = True  # the pool process running it was OOM-killed; its worker lives on and reports it
+    assert _watched(result, FakeControl()).get() == [
+        "WorkerLostError: its celery task failed in the worker: WorkerLostError: Worker exited prematurely: "
+        "signal 9 (SIGKILL) Job: 3."]
+    result.error = TaskRevokedError("revoked")
+    with pytest.raises(TaskRevokedError):
+        _watched(result, FakeControl()).get()
 
 
 def test_the_embedded_definitions_run_in_process():
