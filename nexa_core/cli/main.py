@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from nexa_core.common.envfiles import load_env_files
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.config import StorageConfig, load_config
@@ -223,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        load_env_files()  # .env, then .env.local, under the real environment (nexa_core/common/envfiles.py)
         args.fn(args)
     except NexaError as err:
         print(f"nexa {args.command}: error: {err}", file=sys.stderr)

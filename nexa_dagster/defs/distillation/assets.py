@@ -16,7 +16,7 @@ from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
 from nexa_dagster.failures import refusals_as_failures
-from nexa_dagster.gpu_queue import GPU_STEP_TAGS
+from nexa_dagster.gpu_step import GPU_STEP
 from nexa_dagster.metadata import telemetry_values, to_metadata, training_metadata
 from nexa_dagster.resources import GPUTrainerResource, MLflowTrackingResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.resources.tracking import run_url, tracking_values
@@ -25,7 +25,7 @@ from nexa_dagster.run_tags import RUN_ID_TAG, TEACHER_RUN_ID_TAG, tag_run
 GROUP = "distillation"
 
 
-@dg.asset(group_name=GROUP, pool="gpu", op_tags=GPU_STEP_TAGS, kinds={"huggingface"},
+@dg.asset(group_name=GROUP, **GPU_STEP, kinds={"huggingface"},
           description="The fine-tuned teacher: distill.teacher if pinned, else trained here (reused once trained).")
 @refusals_as_failures
 def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
@@ -62,7 +62,7 @@ def teacher_inputs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
     return dg.Output(inputs, metadata=to_metadata(inputs.metadata()))
 
 
-@dg.asset(group_name=GROUP, pool="gpu", op_tags=GPU_STEP_TAGS, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
+@dg.asset(group_name=GROUP, **GPU_STEP, kinds={"parquet"}, partitions_def=TEACHER_INPUTS,
           description="Teacher top-k logits per input, in resumable Parquet chunks keyed by teacher version.")
 @refusals_as_failures
 def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
@@ -90,7 +90,7 @@ def distillation_pairs(context: dg.AssetExecutionContext, nexa: NexaRecipe,
     return dg.Output(pairs, metadata=to_metadata(pairs.metadata()))
 
 
-@dg.asset(group_name=GROUP, pool="gpu", op_tags=GPU_STEP_TAGS, kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
+@dg.asset(group_name=GROUP, **GPU_STEP, kinds={"pytorch", "huggingface"}, partitions_def=TEACHER_INPUTS,
           description="Student with fewer layers, initialised from the teacher, trained with the KD loss.")
 @refusals_as_failures
 def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,

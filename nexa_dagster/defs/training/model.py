@@ -6,14 +6,14 @@ from nexa_core.data.dataset import PreparedDataset
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.training.steps import claim_run
 from nexa_dagster.failures import refusals_as_failures
-from nexa_dagster.gpu_queue import GPU_STEP_TAGS
+from nexa_dagster.gpu_step import GPU_STEP
 from nexa_dagster.metadata import training_metadata
 from nexa_dagster.resources import GPUTrainerResource, MLflowTrackingResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.resources.tracking import run_url, tracking_values
 from nexa_dagster.run_tags import RUN_ID_TAG, tag_run
 
 
-@dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, pool="gpu", op_tags=GPU_STEP_TAGS, description="Fine-tuned classifier.")
+@dg.asset(group_name="training", kinds={"pytorch", "huggingface"}, **GPU_STEP, description="Fine-tuned classifier.")
 @refusals_as_failures
 def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPUTrainerResource,
                   telemetry: NVMLTelemetryResource, storage: S3StorageResource, tracking: MLflowTrackingResource,

@@ -14,7 +14,7 @@ from nexa_core.tuning.handoff import StudyPlan, TrialOutcome
 from nexa_dagster.defs.training.evaluation import evaluate_model
 from nexa_dagster.defs.tuning.partitions import HPO_TRIALS
 from nexa_dagster.failures import refusals_as_failures
-from nexa_dagster.gpu_queue import GPU_STEP_TAGS
+from nexa_dagster.gpu_step import GPU_STEP
 from nexa_dagster.metadata import to_metadata, training_metadata
 from nexa_dagster.resources import GPUTrainerResource, MLflowTrackingResource, NexaRecipe, NVMLTelemetryResource, S3StorageResource
 from nexa_dagster.resources.tracking import run_url, tracking_values
@@ -39,7 +39,7 @@ def hpo_study(context: dg.AssetExecutionContext, nexa: NexaRecipe,
     return dg.Output(plan, metadata=to_metadata({**plan.metadata(), "new_slots": len(new)}))
 
 
-@dg.asset(group_name="tuning", kinds={"optuna", "pytorch"}, pool="gpu", op_tags=GPU_STEP_TAGS, partitions_def=HPO_TRIALS, deps=[hpo_study],
+@dg.asset(group_name="tuning", kinds={"optuna", "pytorch"}, **GPU_STEP, partitions_def=HPO_TRIALS, deps=[hpo_study],
           description="One trial of a study: the study's recipe with a sampled point, trained, evaluated and "
                       "manifested as an ordinary run; pruned at an evaluation when the pruner says so.")
 @refusals_as_failures
