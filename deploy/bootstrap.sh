@@ -25,7 +25,6 @@ ROOT=/
 DRY=0
 WORKER=celery
 QUEUES=dagster,gpu
-CELERY_CONFIG=""
 DAGSTER_HOME_DIR=""
 S3_PREFIX=s3://nexacompute/ML_Checkpoints
 SCRATCH=/mnt/nexa_scratch
@@ -43,7 +42,6 @@ while [[ $# -gt 0 ]]; do
     --repo) REPO="${2:?--repo needs a folder}"; shift ;;
     --worker) WORKER="${2:?--worker needs celery, code-server or none}"; shift ;;
     --queues) QUEUES="${2:?--queues needs e.g. dagster,gpu}"; shift ;;
-    --celery-config) CELERY_CONFIG="${2:?--celery-config needs a file}"; shift ;;
     --dagster-home) DAGSTER_HOME_DIR="${2:?--dagster-home needs a folder}"; shift ;;
     --s3-prefix) S3_PREFIX="${2:?--s3-prefix needs s3://bucket/prefix}"; shift ;;
     --scratch) SCRATCH="${2:?--scratch needs a folder}"; shift ;;
@@ -62,7 +60,7 @@ case "$WORKER" in celery|code-server|none) ;; *) die "--worker $WORKER: expected
 [[ "$S3_PREFIX" == s3://?* ]] || die "--s3-prefix $S3_PREFIX: expected s3://bucket[/prefix]"
 [[ "$OMP_THREADS" =~ ^[1-9][0-9]*$ ]] || die "--omp-threads $OMP_THREADS: expected a whole number"
 [[ "$CODE_SERVER_PORT" =~ ^[1-9][0-9]*$ ]] || die "--port $CODE_SERVER_PORT: expected a port number"
-for value in "$REPO" "$SCRATCH" "$DURABLE" "$SHARED" "$S3_PREFIX" "$QUEUES" "$CELERY_CONFIG" "$DAGSTER_HOME_DIR"; do
+for value in "$REPO" "$SCRATCH" "$DURABLE" "$SHARED" "$S3_PREFIX" "$QUEUES" "$DAGSTER_HOME_DIR"; do
   # The env file is read by systemd and by sh: a value with blanks or quotes would mean different things to each.
   [[ "$value" =~ [[:space:]\'\"\$\\] ]] && die "'$value': no blanks, quotes, \$ or backslashes in paths and names"
 done
@@ -207,9 +205,10 @@ EOF
 
 worker_command() {
   if [[ "$WORKER" == celery ]]; then
-    # One -q with a comma list: with several -q, dagster-celery listens on the last queue only.
-    printf '%s' "$REPO/.venv/bin/dagster-celery worker start --name nexa-%H --queue $QUEUES"
-    [[ -n "$CELERY_CONFIG" ]] && printf ' --config-yaml %s' "$CELERY_CONFIG"
+    # The project's Celery app (nexa_dagster/execution/worker.py): the broker (NEXA_CELERY_BROKER) and the S3
+    # hand-off of step outputs come from the environment and .env.local, as for the launcher's executor.
+    # One -Q with a comma list; %H is systemd's host name, so each node's worker is nexa@<host>.
+    printf '%s' "$REPO/.venv/bin/celery -A nexa_dagster.execution.worker worker -Q $QUEUES -n nexa@%H -l INFO"
   else
     printf '%s' "$REPO/.venv/bin/dagster code-server start -h 0.0.0.0 -p $CODE_SERVER_PORT -m nexa_dagster.definitions"
   fi

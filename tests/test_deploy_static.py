@@ -176,7 +176,8 @@ def test_bootstrap_in_a_scratch_root_is_idempotent_and_its_dry_run_writes_nothin
                                                         "OMP_NUM_THREADS": "8"}
     assert all((node / env[k].lstrip("/")).is_dir() for k in ("NEXA_SCRATCH", "NEXA_DURABLE", "NEXA_SHARED"))
     unit = (node / "etc/systemd/system/nexa-worker.service").read_text()
-    assert "EnvironmentFile=/etc/nexa/nexa.env" in unit and "--queue dagster,gpu" in unit
+    assert "EnvironmentFile=/etc/nexa/nexa.env" in unit
+    assert "celery -A nexa_dagster.execution.worker worker -Q dagster,gpu" in unit  # the app the executor expects
     assert not any("planted-bootstrap-secret" in p.read_text() for p in node.rglob("*") if p.is_file())
 
     for again in (bootstrap(node).stdout, bootstrap(node, "--dry-run").stdout):
