@@ -14,7 +14,7 @@ from nexa_dagster.execution.handoff_io import HandoffS3IOManager
 
 
 @pytest.mark.parametrize("value, executor", [(None, "in_process"), ("", "in_process"), ("multiprocess", "multiprocess"),
-                                             ("celery", "celery"), ("in-process", "in_process")])
+                                             ("celery", "celery"), ("in-process", "in_process"), ("k8s", "k8s")])
 def test_nexa_executor_picks_the_executor(monkeypatch, value, executor):
     monkeypatch.delenv("NEXA_EXECUTOR", raising=False)
     if value is not None:
@@ -27,7 +27,7 @@ def test_nexa_executor_picks_the_executor(monkeypatch, value, executor):
 def test_a_bad_executor_is_one_line_naming_the_choices(monkeypatch):
     monkeypatch.setenv("NEXA_EXECUTOR", "kubernetes")
     with pytest.raises(NexaError, match=r"NEXA_EXECUTOR='kubernetes' is not an executor; set it to in_process, "
-                                        r"multiprocess, celery"):
+                                        r"multiprocess, celery, k8s"):
         choice.executor()
 
 

@@ -4,6 +4,9 @@
     multiprocess  each step in its own process on this machine (outputs through the instance's folder)
     celery        each step on a Celery worker (`dagster-celery/queue` routes GPU steps to queue `gpu`);
                   outputs go through S3 (`handoff_io.py`), since workers share no disk
+    k8s           each step in a Kubernetes Job of its own (dagster-k8s, the `k8s` extra; GPU steps ask for a GPU
+                  through `dagster-k8s/config`); outputs in the instance's folder, which the Helm values mount from
+                  the ReadWriteMany volume every pod sees (deploy/helm/values.yaml)
 
 A Celery worker loads the code location with NEXA_EXECUTOR=celery (nexa_dagster/execution/worker.py sets it), so
 launcher and workers read and write step outputs in the same place."""
@@ -16,7 +19,7 @@ import dagster as dg
 
 from nexa_core.common.errors import NexaError
 
-EXECUTORS = ("in_process", "multiprocess", "celery")
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 
 
 def executor_name() -> str:
@@ -33,6 +36,13 @@ def executor() -> dg.ExecutorDefinition:
         from nexa_dagster.execution.watched import watched_celery_executor
 
         return watched_celery_executor
+    if name == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise NexaError("NEXA_EXECUTOR=k8s needs dagster-k8s; install the project with its k8s extra "
+                            "(pip install -e '.[k8s]'), as deploy/Dockerfile does") from None
+        return k8s_job_executor
     return dg.multiprocess_executor if name == "multiprocess" else dg.in_process_executor
 
 
