@@ -6,6 +6,8 @@ cut to a CPU budget (`--max-samples` training rows, `--steps` optimizer steps of
 recipe's, log; dropout 0.05-0.2) and the random sampler: trial N draws the same point in both studies, whatever the
 pruner did to earlier trials. One study runs without a pruner, the other with `--pruner` (`median` waits for
 `--startup` finished trials). Both are deterministic on CPU, so a trial both studies finish has the same value.
+`--every` changes the training itself (each validation's DataLoader draws from the torch RNG that dropout uses), so
+compare figures taken at one interval.
 
 Printed per study: optimizer steps spent (the sum of the trials' `steps`), the best validation accuracy and its
 trial, wall time; then steps pruned / full and the best's difference in accuracy points against the target (at most
@@ -67,7 +69,9 @@ def run_study(opts, root: Path, pruner: str) -> dict:
                                                                                flush=True))
     seconds = time.perf_counter() - started
     study = optuna.load_study(study_name=result.study, storage=f"sqlite:///{root / 'durable/tuning/studies.db'}")
-    trials = {t.number: {"state": t.state.name.lower(), "params": t.params, "value": t.value,
+    # A pruned trial's value in Optuna is its last report; its best one is what its run kept (as a complete trial's).
+    trials = {t.number: {"state": t.state.name.lower(), "params": t.params,
+                         "value": max(t.intermediate_values.values(), default=t.value),
                          "steps": t.user_attrs["steps"], "test": t.user_attrs["test"]} for t in study.trials}
     best = result.best["number"] if result.best else None
     return {"pruner": pruner, "trials": trials, "best": best, "seconds": seconds,
@@ -140,6 +144,8 @@ def report(full: dict, pruned: dict, default: dict | None) -> None:
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # The defaults are the budget of docs/benchmarks.md: two studies and the default run in about 30 min on the
+    # shared 2-core machine (MiniLM does not leave chance accuracy before step ~30 here).
     parser.add_argument("--trials", type=int, default=8, help="trials per study")
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps of a trial that is not pruned")
     parser.add_argument("--every", type=int, default=10, help="steps between validations (pruning decisions)")
