@@ -286,3 +286,25 @@ def test_each_pruner_setting_builds_its_optuna_pruner(pruner, kind):
     assert type(built).__name__ == kind
     if pruner == "median":
         assert built._n_startup_trials == 3
+
+
+def test_pruning_a_trial_leaves_the_later_random_points_unchanged():
+    # bench/tune.py compares a pruned and an unpruned study trial by trial: trial N must draw the same point in
+    # both, whatever happened to the trials before it.
+    from nexa_core.tuning.samplers import make_pruner, make_sampler
+    from nexa_core.tuning.space import search_space, suggest
+
+    points = {}
+    for pruner in ("none", "median"):
+        cfg = validate_config({"data": {"path": "x.csv"}, "tune": {"pruner": pruner, "pruner_startup_trials": 1}})
+        study = optuna.create_study(sampler=make_sampler(cfg.tune, 7), pruner=make_pruner(cfg.tune),
+                                    direction="maximize")
+        points[pruner] = []
+        for value in (0.9, 0.1, 0.95, 0.2):  # the median study prunes the weak ones at their first report
+            trial = study.ask()
+            points[pruner].append(suggest(trial, search_space(cfg)))
+            trial.report(value, 1)
+            study.tell(trial, state=TrialState.PRUNED) if trial.should_prune() else study.tell(trial, value)
+        states = [t.state for t in study.trials]
+        assert states.count(TrialState.PRUNED) == (2 if pruner == "median" else 0)
+    assert points["none"] == points["median"]
