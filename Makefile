@@ -38,8 +38,11 @@ run-training: setup
 	$(VENV)/bin/dagster job execute -m nexa_dagster.definitions -j training_pipeline
 	@$(VENV)/bin/nexa deploy | sed 's/^/deployed model: /'
 
+# Two pytest workers, one test file each at a time (--dist loadfile keeps a file's fixtures in one process): about
+# half the suite waits on sensors, daemons, servers and subprocess start-up, which the other worker overlaps.
+TEST_WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # ruff, and the import contract (nexa_core's layers; nexa_core never imports dagster).
 lint: setup
