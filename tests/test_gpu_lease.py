@@ -41,3 +41,18 @@ def test_a_pinned_device_or_a_single_gpu_is_left_alone(tmp_path):
     with gpu_lease(_cfg(), tmp_path, count=1) as one, gpu_lease(_cfg(), tmp_path, count=0) as none:
         assert (one.training.device, none.training.device) == ("auto", "auto")
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_the_trainer_resource_leases_for_every_gpu_asset(tmp_path, monkeypatch):
+    """What trained_model, teacher_model, teacher_outputs and student_model train under: on a 2-GPU node, two of
+    them at once land on different GPUs; a device the resource pins is kept."""
+    from nexa_core.common.layout import Layout
+    from nexa_dagster.resources import GPUTrainerResource
+
+    monkeypatch.setattr(gpus, "visible_gpus", lambda: 2)
+    layout = Layout(tmp_path / "scratch", tmp_path / "durable", tmp_path / "shared")
+    auto = GPUTrainerResource()
+    with auto.gpu(_cfg(), layout) as first, auto.gpu(_cfg(), layout) as second:
+        assert (first.training.device, second.training.device) == ("cuda:0", "cuda:1")
+    with GPUTrainerResource(device="cuda:1").gpu(_cfg(), layout) as pinned:
+        assert pinned.training.device == "cuda:1"

@@ -1,5 +1,7 @@
 """GPUTrainerResource: where the steps that train or infer run on this node (CPU or one GPU)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +32,15 @@ class GPUTrainerResource(dg.ConfigurableResource):
             return validate_config(raw)
         except NexaError as err:
             raise dg.Failure(description=f"GPUTrainerResource.device: {err}") from None
+
+    @contextmanager
+    def gpu(self, cfg: NexaConfig, layout: Layout) -> Iterator[NexaConfig]:
+        """`cfg` on a GPU of its own for the block: on a node with several GPUs, steps the `gpu` pool (or a Celery
+        worker's concurrency) admits together each lease a different one (nexa_core/training/gpus.py)."""
+        from nexa_core.training.gpus import gpu_lease
+
+        with gpu_lease(self.apply(cfg), layout.scratch / "gpu-leases") as leased:
+            yield leased
 
     def train(self, cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout,
               storage: StorageSettings | None = None):

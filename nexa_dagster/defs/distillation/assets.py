@@ -35,8 +35,9 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
 
     cfg, layout = tracking.apply(trainer.apply(nexa.core())), nexa.layout()
     # The run id is claimed inside.
-    with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context):
-        teacher = pipeline.teacher_model(cfg, layout, training_dataset, storage=storage.reachable_settings())
+    with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context), \
+            trainer.gpu(cfg, layout) as leased:
+        teacher = pipeline.teacher_model(leased, layout, training_dataset, storage=storage.reachable_settings())
     tag_run(context, TEACHER_RUN_ID_TAG, teacher.run_id)
     if teacher.trained:
         usage.save(layout.run_dir(teacher.run_id) / "telemetry")
@@ -72,8 +73,9 @@ def teacher_outputs(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer
 
     cfg, layout, key = tracking.apply(trainer.apply(nexa.core())), nexa.layout(), context.partition_key
     folder = pipeline.outputs_dir(layout, pipeline.labels_version(cfg, teacher_model)) / "telemetry"
-    with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage, tracking.scope(context):
-        outputs = pipeline.teacher_outputs(cfg, layout, teacher_model, key)
+    with telemetry.measure(cfg.telemetry, folder, f"inputs-{key}") as usage, tracking.scope(context), \
+            trainer.gpu(cfg, layout) as leased:
+        outputs = pipeline.teacher_outputs(leased, layout, teacher_model, key)
     link = {"mlflow_run": dg.MetadataValue.url(outputs.mlflow_url)} if outputs.mlflow_url else {}
     return dg.Output(outputs, metadata=to_metadata({**outputs.metadata(), **link, **telemetry_values(usage.summary)}))
 
@@ -100,8 +102,9 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
 
     cfg, layout = tracking.apply(trainer.apply(nexa.core())), nexa.layout()
     # The run id is claimed inside.
-    with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context):
-        student = pipeline.student_model(cfg, layout, teacher_model, distillation_pairs,
+    with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context), \
+            trainer.gpu(cfg, layout) as leased:
+        student = pipeline.student_model(leased, layout, teacher_model, distillation_pairs,
                                          storage=storage.reachable_settings())
     tag_run(context, RUN_ID_TAG, student.run_id)
     usage.save(layout.run_dir(student.run_id) / "telemetry")

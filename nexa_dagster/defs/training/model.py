@@ -23,8 +23,9 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     with claim_run(cfg, training_dataset.version, layout) as claim:
         context.log.info(claim.message)
         tag_run(context, RUN_ID_TAG, claim.run_id)
-        with telemetry.measure(cfg.telemetry, claim.run_dir / "telemetry", "train") as usage, tracking.scope(context):
-            result = trainer.train(cfg, training_dataset.path, claim.run_id, layout, storage=durable)
+        with telemetry.measure(cfg.telemetry, claim.run_dir / "telemetry", "train") as usage, tracking.scope(context), \
+                trainer.gpu(cfg, layout) as leased:
+            result = trainer.train(leased, training_dataset.path, claim.run_id, layout, storage=durable)
     model = TrainedModel.from_result(result, training_dataset)
     run = tracking_values(model.run_dir)
     return dg.Output(model, metadata=training_metadata({**model.metadata(), **run}, model.log_path,
