@@ -42,6 +42,9 @@ class DataConfig(_Section):
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     drops: DropsConfig = DropsConfig()
+    # >1: the train split is stored as this many Parquet shards (train.parquet/shard-000.parquet, ...) and the
+    # version and line say so; 1: one file, versions as before (nexa_core/data/shards.py, docs/data.md).
+    shards: int = Field(default=1, ge=1, le=1000)
 
     @field_validator("encoding")
     @classmethod
