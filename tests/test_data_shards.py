@@ -120,3 +120,12 @@ def test_bad_shard_input_is_one_line_naming_the_field(prepared):
         with pytest.raises(NexaError, match=r"data\.shards") as err:
             validate_config({"data": {"path": "x.csv", "shards": value}})
         assert "\n" not in str(err.value)
+
+
+def test_training_refuses_shards_that_ranks_cannot_split_evenly(tmp_path):
+    from nexa_core.training.preflight import check_training
+
+    cfg = validate_config({"data": {"path": "x.csv", "shards": 3},
+                           "training": {"device": "cpu", "distributed": {"world_size": 2}}})
+    with pytest.raises(NexaError, match=r"^data\.shards=3 is not a multiple of training\.distributed\.world_size=2"):
+        check_training(cfg)
