@@ -129,3 +129,42 @@ def test_training_refuses_shards_that_ranks_cannot_split_evenly(tmp_path):
                            "training": {"device": "cpu", "distributed": {"world_size": 2}}})
     with pytest.raises(NexaError, match=r"^data\.shards=3 is not a multiple of training\.distributed\.world_size=2"):
         check_training(cfg)
+
+
+def _words(texts, truncation, max_length):
+    return {"input_ids": [[1] * min(len(t.split()), max_length) for t in texts]}
+
+
+def test_trainer_gives_each_ddp_rank_only_its_shards_cut_to_equal_length(prepared):
+    from nexa_core.training.features import tokenized_train
+
+    _, plain, sharded = prepared
+    sizes = [len(read_shard(sharded.path, i)) for i in range(3)]
+    for rank in range(3):
+        dataset, local = tokenized_train(sharded.path, _words, 16, world_size=3, rank=rank)
+        assert local and len(dataset) == min(sizes)
+        assert dataset["labels"] == read_shard(sharded.path, rank)["label_id"].tolist()[:min(sizes)]
+    # One process, or an unsharded version: the whole split, left to the distributed sampler.
+    for folder, world in ((sharded.path, 1), (plain.path, 2)):
+        dataset, local = tokenized_train(folder, _words, 16, world_size=world, rank=0)
+        assert not local and len(dataset) == sharded.counts["train"]
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_train_each_on_its_own_shards(tiny_model, tiny_csv, tmp_path):
+    from nexa_core.common.layout import Layout
+    from nexa_core.data import dataset_for
+    from nexa_core.training.steps import train_run
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=1, distributed={"world_size": 2, "seed": 42})
+    recipe["data"]["shards"] = 2
+    cfg = validate_config(recipe)
+    layout = Layout.from_storage(cfg.storage)
+    dataset = dataset_for(cfg, layout)
+    per_rank = min(len(read_shard(dataset.path, r)) for r in range(2))
+    result = train_run(cfg, dataset.path, "tiny_20260101_000000", layout)
+    # Each rank's own rows in batches of 16: had the loader split them across the ranks again, half the steps.
+    assert result.global_step == -(-per_rank // 16) and per_rank < dataset.counts["train"]
+    record = json.loads((layout.run_dir("tiny_20260101_000000") / "run.json").read_text())
+    assert record["status"] == "complete" and record["dataset_version"] == dataset.version

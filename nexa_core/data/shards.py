@@ -84,8 +84,22 @@ def rank_shards(count: int, world_size: int, rank: int) -> list[int]:
     return list(range(rank, count, world_size))
 
 
-def read_rank_shards(version_dir: Path, world_size: int, rank: int, columns: list[str] | None = None) -> pd.DataFrame:
-    """The rows of the train split that rank `rank` of `world_size` reads: its shards, in shard order."""
-    indexes = rank_shards(shard_count(version_dir), world_size, rank)
-    frames = [read_shard(version_dir, index, columns) for index in indexes]
-    return pd.concat(frames, ignore_index=True)
+def read_rank_shards(version_dir: Path, world_size: int, rank: int, columns: list[str] | None = None, *,
+                     even: bool = False) -> pd.DataFrame:
+    """The rows of the train split that rank `rank` of `world_size` reads: its shards, in shard order. `even`: cut
+    to the smallest rank's row count (at most N/W rows fewer), so every DDP rank runs the same number of batches."""
+    version_dir = Path(version_dir)
+    count = shard_count(version_dir)
+    frames = [read_shard(version_dir, index, columns) for index in rank_shards(count, world_size, rank)]
+    frame = pd.concat(frames, ignore_index=True)
+    if even:
+        frame = frame.iloc[:min(rank_row_counts(version_dir, world_size))]
+    return frame
+
+
+def rank_row_counts(version_dir: Path, world_size: int) -> list[int]:
+    """Rows each rank's shards hold, from the Parquet footers only (no other rank's rows are read)."""
+    count = shard_count(version_dir)
+    folder = Path(version_dir) / f"{SHARDED_SPLIT}.parquet"
+    sizes = [pq.ParquetFile(folder / shard_file(i) if count > 1 else folder).metadata.num_rows for i in range(count)]
+    return [sum(sizes[i] for i in rank_shards(count, world_size, rank)) for rank in range(world_size)]
