@@ -9,18 +9,14 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from nexa_core.common.errors import NexaError
+from nexa_core.common.section import Section as _Section
+from nexa_core.tune_config import SearchParam, TuneConfig  # noqa: F401  (re-exported)
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # training.device; nexa_core.training.device resolves it
-
-
-class _Section(BaseModel):
-    # Unknown keys are errors: a typo such as `lrr` must not be silently ignored.
-    # inf/nan are never meant (`training.epochs=.inf` would pass `gt=0`, then overflow inside the trainer).
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DropsConfig(_Section):
@@ -46,6 +42,9 @@ class DataConfig(_Section):
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     drops: DropsConfig = DropsConfig()
+    # >1: the train split is stored as this many Parquet shards (train.parquet/shard-000.parquet, ...) and the
+    # version and line say so; 1: one file, versions as before (nexa_core/data/shards.py, docs/data.md).
+    shards: int = Field(default=1, ge=1, le=1000)
 
     @field_validator("encoding")
     @classmethod
@@ -257,42 +256,6 @@ class StorageConfig(_Section):
     scratch: str = Field(default_factory=lambda: _env_dir("NEXA_SCRATCH", ".nexa/scratch"))  # checkpoints
     durable: str = Field(default_factory=lambda: _env_dir("NEXA_DURABLE", ".nexa/durable"))  # runs, deploy
     shared: str = Field(default_factory=lambda: _env_dir("NEXA_SHARED", ".nexa/shared"))  # processed data
-
-
-class SearchParam(_Section):
-    """One dimension of a hyperparameter search: a numeric config key and the range its values are drawn from."""
-
-    key: str  # dotted config key under model or training, e.g. training.optimizer.lr
-    low: float
-    high: float
-    log: bool = False  # draw uniformly in log space (learning rates); needs low > 0
-
-
-class TuneConfig(_Section):
-    """`nexa tune`: an Optuna study whose trials are ordinary runs (docs/tuning.md)."""
-
-    study: Optional[str] = None  # the study's name in the database; unset: `<name>-tune`. Same name: resumed
-    # SQLAlchemy URL of the study database; unset: sqlite:///<storage.durable>/tuning/studies.db. PostgreSQL
-    # (postgresql+psycopg2://user@host/db) when trials run on several machines.
-    storage: Optional[str] = None
-    max_trials: int = Field(default=5, ge=1)  # trials in the study in total, counting earlier runs of it
-    seed: Optional[int] = None  # unset: training.distributed.seed. Trial N draws from seed + N: reproducible
-    sampler: Literal["random", "tpe"] = "random"  # tpe runs with constant_liar, so parallel trials spread out
-    pruner: Literal["none", "median", "successive_halving"] = "none"
-    pruner_startup_trials: int = Field(default=2, ge=0)  # median: trials finished before any is pruned
-    metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"  # validation metric; loss minimised, others maximised
-    # Empty: training.optimizer.lr in [lr/10, lr*10] (log) and model.dropout around the model's (0.05..0.2).
-    space: list[SearchParam] = []
-    heartbeat_s: int = Field(default=30, ge=1)  # how often a running trial tells the database it is alive
-    # A RUNNING trial silent this long is failed by the next `nexa tune`, whatever its host; several beats: blips pass
-    stale_after_s: int = Field(default=300, ge=2, validate_default=True)
-
-    @field_validator("stale_after_s")
-    @classmethod
-    def _after_beats(cls, value: int, info) -> int:
-        if value <= info.data.get("heartbeat_s", 0):
-            raise ValueError(f"must exceed tune.heartbeat_s ({info.data['heartbeat_s']}); set it to several beats")
-        return value
 
 
 class NexaConfig(_Section):

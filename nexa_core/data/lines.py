@@ -51,6 +51,8 @@ def line_of(cfg: DataConfig, seed: int) -> str:
     settings = {"source": describe_source(cfg), "seed": seed,
                 **cfg.model_dump(include={"text_column", "label_column", "encoding", "drop_labels", "max_samples",
                                           "eval_samples", "validation_fraction", "test_fraction"})}
+    if cfg.shards > 1:  # a sharded layout is its own line; shards=1 keeps the lines named before shards existed
+        settings["shards"] = cfg.shards
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:8]
     return f"{dataset_label(cfg)}-{digest}"
 

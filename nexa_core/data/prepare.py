@@ -4,7 +4,9 @@ Layout: `<datasets_dir>/<version>/{train,validation,test}.parquet` + `dataset.js
 names the newest version of each line (source + data settings, lines.py) and `<datasets_dir>/LATEST` the newest
 of any line.
 The version is a hash of the split contents, so the same data and parameters always give the same version
-(and re-preparing reuses the stored folder) while any changed row gives a new one.
+(and re-preparing reuses the stored folder) while any changed row gives a new one. `data.shards: N > 1` stores the
+train split as N shards (shards.py) and is hashed into the version too: the same rows in another layout are another
+folder that a rank reads differently, so it gets its own id; shards=1 hashes exactly as before.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nexa_core.config import DataConfig
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.data.lines import dataset_label, line_of, mark_latest
 from nexa_core.data.loading import describe_source, load_raw, raw_row_count
+from nexa_core.data.shards import SHARDED_SPLIT, write_shards
 from nexa_core.data.splitting import SPLITS, split_dataset
 from nexa_core.data.validation import clean
 
@@ -42,7 +45,7 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
     cleaned, drop_counts = clean(raw, cfg, source)
     splits = split_dataset(cleaned, cfg, seed)
     labels = sorted(str(label) for label in cleaned["label"].unique())
-    version = content_version(splits, labels)
+    version = content_version(splits, labels, cfg.shards)
     counts = {name: len(splits[name]) for name in SPLITS}
     line, label = line_of(cfg, seed), dataset_label(cfg)
 
@@ -68,8 +71,9 @@ def prepare_dataset(cfg: DataConfig, datasets_dir: str | os.PathLike, seed: int)
             "seed": seed,
             "params": cfg.model_dump(include={"drop_labels", "max_samples", "eval_samples",
                                               "validation_fraction", "test_fraction"}),
+            **({"shards": cfg.shards} if cfg.shards > 1 else {}),  # absent: one train file, as before shards
         }
-        reused = _write_version(root, final, splits, labels, meta)
+        reused = _write_version(root, final, splits, labels, meta, cfg.shards)
     mark_latest(root, line, version)
     atomic_write_text(root / LATEST, version)
     return PreparedDataset(version, final, labels, counts, drop_counts, source, num_raw_rows, reused, line, label)
@@ -89,9 +93,12 @@ def load_prepared(folder: str | os.PathLike, field: str = "dataset") -> Prepared
                            label=str(meta.get("label", "")))
 
 
-def content_version(splits: dict[str, pd.DataFrame], labels: list[str]) -> str:
-    """First 16 hex chars of sha256 over the labels and every split's rows in order (JSON lines: unambiguous)."""
+def content_version(splits: dict[str, pd.DataFrame], labels: list[str], shards: int = 1) -> str:
+    """First 16 hex chars of sha256 over the labels and every split's rows in order (JSON lines: unambiguous);
+    a shard count above 1 is hashed first, so shards=1 keeps the versions prepared before shards existed."""
     digest = hashlib.sha256()
+    if shards > 1:
+        digest.update(json.dumps({"shards": shards}).encode("utf-8") + b"\n")
     digest.update(json.dumps({"labels": labels}, ensure_ascii=False).encode("utf-8") + b"\n")
     for name in SPLITS:
         digest.update(json.dumps({"split": name}).encode("utf-8") + b"\n")
@@ -100,7 +107,8 @@ def content_version(splits: dict[str, pd.DataFrame], labels: list[str]) -> str:
     return digest.hexdigest()[:VERSION_CHARS]
 
 
-def _write_version(root: Path, final: Path, splits: dict[str, pd.DataFrame], labels: list[str], meta: dict) -> bool:
+def _write_version(root: Path, final: Path, splits: dict[str, pd.DataFrame], labels: list[str], meta: dict,
+                   shards: int = 1) -> bool:
     """Write into a temp folder next to `final` and rename it into place; True if a concurrent writer won."""
     # Readers never see a half-written version: the folder appears complete, in one rename.
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
@@ -113,7 +121,10 @@ def _write_version(root: Path, final: Path, splits: dict[str, pd.DataFrame], lab
                 "label": pa.array(frame["label"].tolist(), pa.string()),
                 "label_id": pa.array([ids[label] for label in frame["label"].tolist()], pa.int64()),
             })
-            pq.write_table(table, tmp / f"{name}.parquet")
+            if name == SHARDED_SPLIT and shards > 1:
+                write_shards(table, tmp / f"{name}.parquet", shards)
+            else:
+                pq.write_table(table, tmp / f"{name}.parquet")
         atomic_write_json(tmp / META, meta)
         try:
             os.rename(tmp, final)

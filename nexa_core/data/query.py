@@ -4,6 +4,7 @@
     df = DataQuery().get_training_dataset()            # latest version of the active recipe's line, train split
     DataQuery().get_training_dataset("3f2a...", "all")  # every split, with a `split` column
     DataQuery(line="rotten-tomatoes-corpus-n300-9b8e1c2d").get_training_dataset()  # another line's latest
+    DataQuery().get_pretrain_dataset(shard="001")        # shard 001 of the latest train split (data.shards)
 
 A line is one source with one set of data settings (lines.py). "latest" with no line is the latest version of the
 active recipe's line (NEXA_CONFIG, else configs/default.yaml), so an override run preparing its own line never
@@ -35,6 +36,7 @@ from nexa_core.data.lines import latest_of, recipe_line, validate_line
 from nexa_core.data.lines import lines as line_pointers
 from nexa_core.data.names import INPUTS_DIR, INPUTS_FILE, INPUTS_META, validate_name
 from nexa_core.data.prepare import LATEST, META
+from nexa_core.data.shards import SHARD_WIDTH, SHARDED_SPLIT, read_shard, shard_count
 from nexa_core.data.splitting import SPLITS
 
 # Versions are hex content hashes; checking this before any path join keeps `../x` or `/etc` out of the tree.
@@ -91,15 +93,30 @@ class DataQuery:
         """The version's dataset.json: labels, counts, drop counts, source, created_at, columns used."""
         return self._read_meta(self.root / self.resolve(version) / META)
 
-    def get_training_dataset(self, version: str = "latest", split: str = "train") -> pd.DataFrame:
-        """One split (columns text, label, label_id), or split="all": every split with a `split` column."""
+    def get_training_dataset(self, version: str = "latest", split: str = "train",
+                             shard: Optional[str | int] = None) -> pd.DataFrame:
+        """One split (columns text, label, label_id), or split="all": every split with a `split` column.
+        `shard` ("000", "001", ...): only that shard of the train split (an unsharded version has one, "000")."""
         if split not in (*SPLITS, "all"):
             raise NexaError(f"split: {split!r} is not a split; use one of {[*SPLITS, 'all']}")
+        if shard is not None and split != SHARDED_SPLIT:
+            raise NexaError(f"shard: only the {SHARDED_SPLIT} split is sharded (data.shards); use split="
+                            f"{SHARDED_SPLIT!r} or leave shard unset for {split!r}")
         folder = self.root / self.resolve(version)
+        if shard is not None:
+            return read_shard(folder, shard)
         if split != "all":
             return self._read_split(folder, split)
         frames = [self._read_split(folder, name).assign(split=name) for name in SPLITS]
         return pd.concat(frames, ignore_index=True)
+
+    def get_pretrain_dataset(self, version: str = "latest", shard: Optional[str | int] = None) -> pd.DataFrame:
+        """The runbook's `get_pretrain_dataset(shard="001")`: the train split of `version`, or one shard of it."""
+        return self.get_training_dataset(version, SHARDED_SPLIT, shard=shard)
+
+    def shards(self, version: str = "latest") -> list[str]:
+        """The version's shard ids ("000", ...); an unsharded version has one, "000"."""
+        return [f"{i:0{SHARD_WIDTH}d}" for i in range(shard_count(self.root / self.resolve(version)))]
 
     # --- distillation ---------------------------------------------------------------------------------------
 

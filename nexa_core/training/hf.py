@@ -44,6 +44,29 @@ class NexaTrainingArguments(TrainingArguments):
 
 
 class NexaTrainer(Trainer):
+    # True when the train dataset is this rank's own shards (features.tokenized_train): the accelerator would split
+    # its batches across the ranks again, so its loader is prepared as a single process's.
+    rank_local_train = False
+
+    def get_train_dataloader(self):
+        if not self.rank_local_train:
+            return super().get_train_dataloader()
+        from accelerate.data_loader import prepare_data_loader
+
+        accelerator = self.accelerator
+
+        def prepare(loader):
+            prepared = prepare_data_loader(loader, accelerator.device, num_processes=1, process_index=0,
+                                           put_on_device=accelerator.device_placement, non_blocking=accelerator.non_blocking)
+            accelerator._dataloaders.append(prepared)
+            return prepared
+
+        accelerator.prepare = prepare  # for this one call: the Trainer builds the loader, then prepares it
+        try:
+            return super().get_train_dataloader()
+        finally:
+            del accelerator.prepare
+
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_train_sampler(train_dataset)

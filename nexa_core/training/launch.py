@@ -21,8 +21,12 @@ def in_worker() -> bool:
     return "LOCAL_RANK" in os.environ
 
 
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+    return rank() == 0
 
 
 def launch(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, **train_kwargs):

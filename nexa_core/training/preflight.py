@@ -67,6 +67,10 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
         if workers > count:  # each torchrun worker takes the GPU of its local rank
             raise NexaError(f"training.distributed.world_size={workers}: only {count} GPU(s) visible; set it to "
                             f"{count} or less, or training.device=cpu")
+    if cfg.data.shards > 1:  # N a multiple of W, so each rank can own whole shards (nexa_core/data/shards.py)
+        from nexa_core.data.shards import rank_shards
+
+        rank_shards(cfg.data.shards, workers, 0)
     source = init_from or cfg.model.name_or_path
     config = model_config(source, revision or cfg.model.revision, field)
     check_max_length(config, cfg.model.max_length, source)

@@ -17,8 +17,8 @@ from nexa_core.tracking.callback import MlflowStepCallback
 from nexa_core.tracking.loggers import logger_callbacks
 from nexa_core.tracking.tracker import NullTracker
 from nexa_core.training.callbacks import SmoothedLossLog
-from nexa_core.training.features import tokenized_pairs, tokenized_split
-from nexa_core.training.launch import in_worker, is_main_process, launch
+from nexa_core.training.features import tokenized_pairs, tokenized_split, tokenized_train
+from nexa_core.training.launch import in_worker, is_main_process, launch, rank
 from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.parents import training_lineage
 from nexa_core.training.record import update_record, work_key
@@ -74,8 +74,12 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     tokenizer = load_tokenizer(source, cfg.model.revision)
     set_seed(cfg.training.distributed.seed)  # before building the model: a new head is identical across runs
     model = load_classifier(source, labels, cfg.model.revision, cfg.model.dropout)
-    train_ds = (tokenized_pairs(pairs, tokenizer, cfg.model.max_length) if pairs
-                else tokenized_split(dataset_dir, "train", tokenizer, cfg.model.max_length))
+    rank_local = False
+    if pairs:
+        train_ds = tokenized_pairs(pairs, tokenizer, cfg.model.max_length)
+    else:  # under torchrun, a sharded version gives this rank only its shards
+        train_ds, rank_local = tokenized_train(dataset_dir, tokenizer, cfg.model.max_length,
+                                               cfg.training.distributed.world_size if in_worker() else 1, rank())
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
 
     main = is_main_process()  # under torchrun only rank 0 writes run files; HF guards its own saves
@@ -101,6 +105,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         callbacks.append(BestCheckpointMirror(open_durable(storage, layout), run_id))
     callbacks += [MlflowStepCallback(tracker), *extra]  # MLflow after ours: it sends what they added to the log
     trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
+    trainer.rank_local_train = rank_local
 
     started = time.time()
     try:
