@@ -44,12 +44,30 @@ class NexaTrainingArguments(TrainingArguments):
 
 
 class NexaTrainer(Trainer):
+    """Our classifier losses are means over the batch's rows: they never take `num_items_in_batch`.
+
+    HF reads `model_accepts_loss_kwargs` off the model's `**kwargs` (every recent BERT-like has one) and then
+    (a) multiplies the loss by the number of processes, expecting a sum divided by the global row count, and
+    (b) skips dividing by the gradient-accumulation steps. With a mean loss that logged, evaluated and
+    back-propagated world_size x grad_accumulation times the true loss. Off, the loss is the batch mean: DDP
+    averages gradients over ranks and HF logs the mean of the ranks' losses, which on equal per-rank batches
+    is the single-process loss of the same global batch.
+    """
+
+    loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean; HF divides by the accumulation steps
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # no num_items_in_batch, so no x world_size on the loss
+
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_train_sampler(train_dataset)
         # The Trainer drops non-model columns before this call, so read lengths from the original dataset.
         lengths = self.train_dataset["length"]
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # The global batch: under DDP accelerate deals this order's per-device batches out to the ranks in turn,
+        # so DDP's step k trains on the rows a single process's step k does with the same global batch size.
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         return EpochSeededLengthGroupedSampler(batch, list(lengths), seed=self.args.data_seed or self.args.seed)
 
 
