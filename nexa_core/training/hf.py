@@ -44,6 +44,7 @@ class NexaTrainingArguments(TrainingArguments):
 
 
 class NexaTrainer(Trainer):
+    """The Trainer with our resumable length grouping; the loss is HF's (the causal-LM SFT student uses it as is)."""
     # True when the train dataset is this rank's own shards (features.tokenized_train): the accelerator would split
     # its batches across the ranks again, so its loader is prepared as a single process's.
     rank_local_train = False
@@ -72,11 +73,32 @@ class NexaTrainer(Trainer):
             return super()._get_train_sampler(train_dataset)
         # The Trainer drops non-model columns before this call, so read lengths from the original dataset.
         lengths = self.train_dataset["length"]
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # The global batch: under DDP accelerate deals this order's per-device batches out to the ranks in turn,
+        # so DDP's step k trains on the rows a single process's step k does with the same global batch size.
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         return EpochSeededLengthGroupedSampler(batch, list(lengths), seed=self.args.data_seed or self.args.seed)
 
 
-class KDTrainer(NexaTrainer):
+class ClassifierTrainer(NexaTrainer):
+    """Trains a sequence classifier, whose loss is the mean over the batch's rows and never takes `num_items_in_batch`.
+
+    HF reads `model_accepts_loss_kwargs` off the model's `**kwargs` (every recent BERT-like has one) and then
+    (a) multiplies the loss by the number of processes, expecting a sum divided by the global row count, and
+    (b) skips dividing by the gradient-accumulation steps. With a mean loss that logged, evaluated and
+    back-propagated world_size x grad_accumulation times the true loss. Off, the loss is the batch mean: DDP
+    averages gradients over ranks and HF logs the mean of the ranks' losses, which on equal per-rank batches
+    is the single-process loss of the same global batch. (A causal LM's loss does divide by
+    `num_items_in_batch`: the SFT student keeps HF's path, on NexaTrainer.)
+    """
+
+    loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean; HF divides by the accumulation steps
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # no num_items_in_batch, so no x world_size on the loss
+
+
+class KDTrainer(ClassifierTrainer):
     """Trains a student on stored teacher logits: alpha * CE(gold) + (1 - alpha) * T^2 * KL(teacher || student).
 
     Rows without teacher logits (the validation split) fall back to plain cross-entropy.
@@ -156,7 +178,7 @@ def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callba
         metrics = classification_metrics(np.asarray(logits), np.asarray(prediction.label_ids), label_names)
         return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
-    trainer_cls, extra = (KDTrainer, {"alpha": kd[0], "temperature": kd[1]}) if kd else (NexaTrainer, {})
+    trainer_cls, extra = (KDTrainer, {"alpha": kd[0], "temperature": kd[1]}) if kd else (ClassifierTrainer, {})
     # Pad each batch to its own longest row (multiple of 8 for tensor cores), never to max_length.
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if args.use_cpu else 8)
     if throughput:

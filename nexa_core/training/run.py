@@ -104,7 +104,8 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
 
         callbacks.append(BestCheckpointMirror(open_durable(storage, layout), run_id))
     callbacks += [MlflowStepCallback(tracker), *extra]  # MLflow after ours: it sends what they added to the log
-    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=main)
+    # Throughput on every rank: each counts its own batches and the counts are summed over ranks at each log.
+    trainer = build_trainer(model, tokenizer, args, train_ds, eval_ds, labels, callbacks, kd=kd, throughput=True)
     trainer.rank_local_train = rank_local
 
     started = time.time()

@@ -5,6 +5,10 @@ batches are built: no GPU sync per step, unlike reading a device tensor back. `T
 counts between two training logs into samples/s and tokens/s, adds peak GPU memory (CUDA) or the
 process's RSS (CPU) and, on a GPU whose peak is known, model FLOPs utilisation. It writes into the log
 record before `SmoothedLossLog` appends it, so one line holds loss, smoothed loss, lr and throughput.
+
+Under DDP every rank runs both: each rank's window counts are summed over the ranks at each training log
+(every rank logs at the same steps), so samples/s and tokens/s are the whole job's and MFU divides by the
+peak of every device. Memory stays rank 0's own.
 """
 
 from __future__ import annotations
@@ -65,15 +69,31 @@ class ThroughputLog(TrainerCallback):
         now, samples, tokens = self.clock(), self.counter.samples, self.counter.tokens
         t0, s0, k0 = self._mark
         self._mark = (now, samples, tokens)
-        elapsed = now - t0
-        if elapsed <= 0 or samples <= s0:
+        # Before any early return: every rank must join the sum, or the others wait for it forever.
+        (d_samples, d_tokens), ranks = summed_over_ranks(samples - s0, tokens - k0)
+        elapsed = now - t0  # rank 0's clock: the ranks step in lockstep, and its record is the one written
+        if elapsed <= 0 or d_samples <= 0:
             return  # no batch collated since the mark (the loader prefetches one ahead): no rate, not a wrong one
-        rate_s, rate_t = (samples - s0) / elapsed, (tokens - k0) / elapsed
+        rate_s, rate_t = d_samples / elapsed, d_tokens / elapsed
         logs["samples_per_second"] = rate_s
         logs["tokens_per_second"] = rate_t
         logs.update(memory_figures())
         if self.peak and self.shape:
-            logs["mfu"] = mfu(rate_t, (tokens - k0) / (samples - s0), self.shape, self.peak)
+            logs["mfu"] = mfu(rate_t, d_tokens / d_samples, self.shape, self.peak * ranks)
+
+
+def summed_over_ranks(samples: int, tokens: int) -> tuple[tuple[int, int], int]:
+    """(samples, tokens) summed over the DDP ranks, and how many ranks; unchanged in a single process."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return (samples, tokens), 1
+    # The default group's backend decides the device: gloo sums CPU tensors, NCCL only CUDA ones.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    counts = torch.tensor([samples, tokens], dtype=torch.float64, device=device)
+    dist.all_reduce(counts)
+    return (int(counts[0].item()), int(counts[1].item())), dist.get_world_size()
 
 
 def memory_figures() -> dict[str, float]:
