@@ -135,3 +135,16 @@ def production_instance(env: dict):
         yield instance
     finally:
         instance.dispose()
+
+
+@pytest.fixture
+def s3(tmp_path) -> Iterator[str]:
+    """A loopback moto S3 server (own process group) with the production bucket; yields its endpoint."""
+    from tests.test_storage_s3 import _start_moto, admin_client
+
+    proc, endpoint = _start_moto(tmp_path / "moto_server.log")
+    try:
+        admin_client(endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+    finally:
+        stop_group(proc)

@@ -19,22 +19,22 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import validate_config
 from tests.cli_helpers import write_recipe
 from tests.postgres_helpers import fresh_database
-from tests.production_helpers import BUCKET, Worker, execute_job, finish, production_env, production_home, production_instance, rabbit_vhost
-from tests.test_storage_s3 import _start_moto, admin_client, stop_group
+from tests.production_helpers import (
+    BUCKET,
+    Worker,
+    execute_job,
+    finish,
+    production_env,
+    production_home,
+    production_instance,
+    rabbit_vhost,
+    s3,  # noqa: F401 (a fixture)
+)
+from tests.test_storage_s3 import admin_client
 
 pytestmark = pytest.mark.slow
 GPU_STEPS = {"trained_model"}  # the training_pipeline's steps in pool `gpu`
 RELEASE = ("evaluation_report", "run_manifest", "model_package", "promotion", "run_mirror")  # after training
-
-
-@pytest.fixture
-def s3(tmp_path):
-    proc, endpoint = _start_moto(tmp_path / "moto_server.log")
-    try:
-        admin_client(endpoint).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        stop_group(proc)
 
 
 @pytest.fixture

@@ -12,8 +12,14 @@ import dagster as dg
 import pytest
 
 from tests.postgres_helpers import fresh_database
-from tests.production_helpers import BUCKET, production_env, production_home, production_instance
-from tests.test_storage_s3 import _start_moto, admin_client, stop_group
+from tests.production_helpers import (
+    BUCKET,
+    production_env,
+    production_home,
+    production_instance,
+    s3,  # noqa: F401 (a fixture)
+)
+from tests.test_storage_s3 import admin_client
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +33,6 @@ def say_hello(context) -> None:
 @dg.job(executor_def=dg.in_process_executor)
 def hello_job():
     say_hello()
-
-
-@pytest.fixture
-def s3(tmp_path):
-    proc, endpoint = _start_moto(tmp_path / "moto_server.log")
-    try:
-        admin_client(endpoint).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        stop_group(proc)
 
 
 def test_runs_and_events_in_postgresql_and_step_logs_in_s3(tmp_path, s3, monkeypatch):
