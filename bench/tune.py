@@ -16,7 +16,7 @@ same budget (its lr and dropout, checkpoint by `training.best_metric`), against 
 evaluated on the same test split. Each study and the default run use their own temporary storage roots (study
 database under the durable root); MLflow, TensorBoard and telemetry are off.
 Run:  .venv/bin/python bench/tune.py [--trials 8] [--steps 60] [--every 10] [--batch-size 16] [--max-samples 1000]
-      [--eval-samples 200] [--pruner median|successive_halving] [--startup 2] [--seed 42]
+      [--eval-samples 200] [--pruner median|successive_halving] [--startup 2] [--warmup 0] [--seed 42]
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def recipe(opts, root: Path, pruner: str) -> dict:
     raw["telemetry"] = {"enabled": False}
     raw["storage"] = {k: str(root / k) for k in ("scratch", "durable", "shared")}
     raw["tune"] = {"study": f"bench-{pruner}", "max_trials": opts.trials, "seed": opts.seed, "sampler": "random",
-                   "pruner": pruner, "pruner_startup_trials": opts.startup, "metric": "accuracy"}
+                   "pruner": pruner, "pruner_startup_trials": opts.startup,
+                   "pruner_warmup_steps": opts.warmup, "metric": "accuracy"}
     return raw
 
 
@@ -154,6 +155,7 @@ def parse(argv=None):
     parser.add_argument("--eval-samples", type=int, default=200, help="validation and test rows each")
     parser.add_argument("--pruner", choices=("median", "successive_halving"), default="median")
     parser.add_argument("--startup", type=int, default=2, help="median: trials finished before any is pruned")
+    parser.add_argument("--warmup", type=int, default=0, help="median: steps a trial trains before it can be pruned")
     parser.add_argument("--seed", type=int, default=42, help="split, training and sampler seed of both studies")
     parser.add_argument("--no-default", action="store_true", help="skip the default-recipe run on the test split")
     return parser.parse_args(argv)
@@ -167,7 +169,7 @@ def main(argv=None) -> None:
     hf_logging.disable_progress_bar()
     print(f"{opts.trials} trials per study, {opts.steps} steps of batch {opts.batch_size}, validation every "
           f"{opts.every}, {opts.max_samples} training rows, {opts.eval_samples} validation/test rows, seed {opts.seed}, "
-          f"pruner {opts.pruner} (startup {opts.startup}); load average {os.getloadavg()[0]:.2f} on "
+          f"pruner {opts.pruner} (startup {opts.startup}, warm-up {opts.warmup} steps); load average {os.getloadavg()[0]:.2f} on "
           f"{os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="nexa-bench-tune-") as tmp:
         full = run_study(opts, Path(tmp) / "none", "none")

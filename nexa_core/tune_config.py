@@ -31,6 +31,8 @@ class TuneConfig(_Section):
     sampler: Literal["random", "tpe"] = "random"  # tpe runs with constant_liar, so parallel trials spread out
     pruner: Literal["none", "median", "successive_halving"] = "none"
     pruner_startup_trials: int = Field(default=2, ge=0)  # median: trials finished before any is pruned
+    # median: no trial is pruned at a step below this (its first validations are near-chance noise); 0: from the first
+    pruner_warmup_steps: int = Field(default=0, ge=0)
     metric: Literal["accuracy", "macro_f1", "loss"] = "accuracy"  # validation metric; loss minimised, others maximised
     # Empty: training.optimizer.lr in [lr/10, lr*10] (log) and model.dropout around the model's (0.05..0.2).
     space: list[SearchParam] = []

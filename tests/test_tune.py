@@ -281,11 +281,31 @@ def test_trials_are_mlflow_runs_nested_under_the_study_run(tiny_model, tiny_csv,
 def test_each_pruner_setting_builds_its_optuna_pruner(pruner, kind):
     from nexa_core.tuning.samplers import make_pruner
 
-    cfg = validate_config({"data": {"path": "x.csv"}, "tune": {"pruner": pruner, "pruner_startup_trials": 3}})
+    cfg = validate_config({"data": {"path": "x.csv"},
+                           "tune": {"pruner": pruner, "pruner_startup_trials": 3, "pruner_warmup_steps": 20}})
     built = make_pruner(cfg.tune)
     assert type(built).__name__ == kind
     if pruner == "median":
-        assert built._n_startup_trials == 3
+        assert (built._n_startup_trials, built._n_warmup_steps) == (3, 20)
+
+
+def test_the_median_pruner_waits_for_the_warmup_steps():
+    from nexa_core.tuning.samplers import make_pruner
+
+    cfg = validate_config({"data": {"path": "x.csv"},
+                           "tune": {"pruner": "median", "pruner_startup_trials": 1, "pruner_warmup_steps": 25}})
+    study = optuna.create_study(pruner=make_pruner(cfg.tune), direction="maximize")
+    study.enqueue_trial({})
+    first = study.ask()
+    for step in (10, 20, 30):
+        first.report(0.9, step)
+    study.tell(first, 0.9)
+    weak = study.ask()
+    verdicts = []
+    for step in (10, 20, 30):  # below the median at every step: prunable only from step 25 on
+        weak.report(0.1, step)
+        verdicts.append(weak.should_prune())
+    assert verdicts == [False, False, True]
 
 
 def test_pruning_a_trial_leaves_the_later_random_points_unchanged():

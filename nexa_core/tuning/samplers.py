@@ -61,7 +61,8 @@ def make_sampler(tune: TuneConfig, seed: int) -> BaseSampler:
 
 def make_pruner(tune: TuneConfig) -> optuna.pruners.BasePruner:
     if tune.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials)
+        return optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
+                                           n_warmup_steps=tune.pruner_warmup_steps)
     if tune.pruner == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner()
     return optuna.pruners.NopPruner()
