@@ -4,13 +4,28 @@ load without torch (tests/test_architecture.py)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from nexa_core.common.errors import NexaError
+
+STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a study's name also names its folder
+SLOT_RE = re.compile(r"^(?P<study>.+)-trial-(?P<index>\d{3,})$")
 
 
 def slot_key(study: str, index: int) -> str:
     """The name of a study's trial slot: a partition of `hpo_trials`."""
     return f"{study}-trial-{index:03d}"
+
+
+def slot_study(key: str) -> str:
+    """The study a slot belongs to; a key that is not a slot is one line."""
+    match = SLOT_RE.fullmatch(key)
+    if match is None or not STUDY_NAME_RE.fullmatch(match["study"]):
+        raise NexaError(f"hpo_trials partition {key!r}: not a trial slot (<study>-trial-NNN); slots are registered "
+                        "by materializing hpo_study")
+    return match["study"]
 
 
 @dataclass(frozen=True)

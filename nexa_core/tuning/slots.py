@@ -9,7 +9,6 @@ the study database (the recipe recorded at the start, `recipe.py`), so any proce
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -22,20 +21,8 @@ from nexa_core.config import NexaConfig, validate_config
 from nexa_core.training.handoff import TrainedModel
 from nexa_core.tuning import report, steps
 from nexa_core.tuning import study as studies
-from nexa_core.tuning.handoff import StudyPlan, TrialOutcome, slot_key
+from nexa_core.tuning.handoff import StudyPlan, TrialOutcome, slot_key, slot_study
 from nexa_core.tuning.recipe import record_start, study_recipe
-
-SLOT_RE = re.compile(r"^(?P<study>.+)-trial-(?P<index>\d{3,})$")
-
-
-
-
-def slot_study(key: str) -> str:
-    match = SLOT_RE.fullmatch(key)
-    if match is None or not studies.STUDY_NAME_RE.fullmatch(match["study"]):
-        raise NexaError(f"hpo_trials partition {key!r}: not a trial slot (<study>-trial-NNN); slots are registered "
-                        "by materializing hpo_study")
-    return match["study"]
 
 
 def start_study(raw: dict[str, Any], dataset) -> StudyPlan:

@@ -26,10 +26,10 @@ from nexa_core.config import NexaConfig, TuneConfig
 from nexa_core.training.claim import LOCK, UNFINISHED
 from nexa_core.training.models import first_line
 from nexa_core.training.record import read_record, update_record
+from nexa_core.tuning.handoff import STUDY_NAME_RE
 from nexa_core.tuning.samplers import direction, make_pruner, make_sampler
 
 log = logging.getLogger(__name__)
-STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 UNTAGGED_GRACE_S = 60  # a RUNNING trial without pid/host this old was cut off between ask and tagging
 # Optuna warns at every ask on a storage with heartbeats outside `Study.optimize`: `nexa tune` beats itself.
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")

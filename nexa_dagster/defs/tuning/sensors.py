@@ -9,7 +9,7 @@ running) and at least one trial completed: the best trial then goes through the 
 
 import dagster as dg
 
-from nexa_core.tuning.handoff import slot_key
+from nexa_core.tuning.handoff import slot_key, slot_study
 from nexa_dagster.defs.tuning.jobs import tune_trial, tuned_release
 from nexa_dagster.defs.tuning.partitions import HPO_TRIALS
 
@@ -25,7 +25,7 @@ def hpo_trials_sensor(context: dg.SensorEvaluationContext):
     if len(slots) <= seen:
         return dg.SkipReason(f"no new trial slot ({len(slots)} registered)")
     done = context.instance.get_materialized_partitions(HPO_TRIALS_KEY)
-    requests = [dg.RunRequest(run_key=key, partition_key=key, tags={"nexa/study": key.rsplit("-trial-", 1)[0]})
+    requests = [dg.RunRequest(run_key=key, partition_key=key, tags={"nexa/study": slot_study(key)})
                 for key in slots[seen:] if key not in done]
     return dg.SensorResult(run_requests=requests, cursor=str(len(slots)))
 
