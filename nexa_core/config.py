@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from nexa_core.common.errors import NexaError
 from nexa_core.common.section import Section as _Section
+from nexa_core.distributed_config import DistributedConfig  # noqa: F401  (re-exported)
 from nexa_core.tune_config import SearchParam, TuneConfig  # noqa: F401  (re-exported)
 
 RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
@@ -85,11 +86,6 @@ class ScheduleConfig(_Section):
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
 
 
-class DistributedConfig(_Section):
-    world_size: int = Field(default=1, ge=1)  # processes; >1 launches torchrun workers
-    seed: int = 42  # seeds data split order, init and dropout: same seed, same model on CPU
-
-
 class CheckpointConfig(_Section):
     every_steps: int = Field(default=100, ge=1)  # also the evaluation interval that picks the best
     keep: int = Field(default=2, ge=1)  # most recent checkpoints kept; the best is always kept on top
@@ -125,10 +121,16 @@ class TrainingConfig(_Section):
     @model_validator(mode="after")
     def _one_gpu_per_worker(self) -> TrainingConfig:
         # Under torchrun each worker takes the GPU of its local rank; one fixed GPU for all would collide.
-        if self.distributed.world_size > 1 and ":" in self.device:
-            raise ValueError(f"device={self.device} pins one GPU, but distributed.world_size="
-                             f"{self.distributed.world_size} gives each worker its own; set training.device=cuda")
+        if self.distributed.declares_several() and ":" in self.device:
+            d = self.distributed
+            asked = f"world_size={d.world_size}" if d.world_size else f"nodes={d.nodes}, nproc_per_node={d.nproc_per_node}"
+            raise ValueError(f"device={self.device} pins one GPU, but distributed.{asked} gives each worker its own; "
+                             "set training.device=cuda")
         return self
+
+    def processes(self) -> int:
+        """The world size this section asks for (`auto` counted on this node's GPUs)."""
+        return self.distributed.processes(self.device)
 
 
 class PromotionConfig(_Section):

@@ -8,6 +8,7 @@ Value checks beyond types (ranges, run-name rules) run when the resource convert
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Any
 
@@ -37,6 +38,10 @@ def dagster_config_class(model: type[BaseModel], defaults: dict[str, Any] | None
             values = (defaults or {}).get(name, info.get_default(call_default_factory=True))
             values = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in values]
             fields[name] = (list[dagster_config_class(item)], values)
+        elif _mixed_union(info.annotation):
+            # Dagster config has no `int | "auto"`: the launchpad takes text ("2", "auto") and the core model parses it.
+            value = defaults[name] if defaults is not None and name in defaults else info.get_default()
+            fields[name] = (typing.Optional[str], None if value is None else str(value))
         elif defaults is not None and name in defaults:
             fields[name] = (info.annotation, defaults[name])
         elif info.is_required():
@@ -44,6 +49,16 @@ def dagster_config_class(model: type[BaseModel], defaults: dict[str, Any] | None
         else:
             fields[name] = (info.annotation, info.get_default(call_default_factory=True))
     return create_model(model.__name__, __base__=dg.Config, __doc__=model.__doc__, **fields)
+
+
+def _mixed_union(annotation: Any) -> bool:
+    """A union of several kinds besides None (`int | Literal["auto"]`), which Dagster config cannot type."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    flat = []
+    for arg in typing.get_args(annotation):
+        flat.extend(typing.get_args(arg) if typing.get_origin(arg) in (typing.Union, types.UnionType) else [arg])
+    return len([a for a in flat if a is not type(None)]) > 1
 
 
 def _dump_default(info) -> dict[str, Any]:

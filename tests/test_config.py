@@ -65,6 +65,8 @@ def test_storage_defaults_follow_the_runbook_environment(monkeypatch, tmp_path):
 def _fields(cls) -> dict:
     import typing
 
+    from nexa_dagster.config_bridge import _mixed_union
+
     out = {}
     for name, info in cls.model_fields.items():
         ann = info.annotation
@@ -73,6 +75,8 @@ def _fields(cls) -> dict:
             out[name] = _fields(ann)
         elif isinstance(item, type) and hasattr(item, "model_fields"):  # tune.space: a list of a model's twin
             out[name] = ["list", _fields(item)]
+        elif _mixed_union(ann):  # `int | "auto"` (nproc_per_node): the launchpad takes it as text
+            out[name] = str(typing.Optional[str])
         else:
             out[name] = str(ann)
     return out

@@ -30,7 +30,8 @@ def visible_gpus() -> int:
 @contextmanager
 def gpu_lease(cfg: NexaConfig, folder: Path, count: int | None = None) -> Iterator[NexaConfig]:
     """`cfg` with `training.device` pinned to a GPU leased for the block (unchanged when nothing is to choose)."""
-    if cfg.training.device not in ("auto", "cuda"):
+    # A torchrun job (several processes) gives each worker the GPU of its local rank: nothing to lease or pin.
+    if cfg.training.device not in ("auto", "cuda") or cfg.training.distributed.declares_several():
         yield cfg
         return
     count = visible_gpus() if count is None else count

@@ -59,14 +59,16 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     t = cfg.training
     device = resolve_device(t.device)
     precision_flags(t.precision, t.tf32, device)
-    workers = t.distributed.world_size
-    if device.type == "cuda" and workers > 1:
+    workers, per_node = t.processes(), t.distributed.per_node(t.device)
+    if device.type == "cuda" and per_node > 1:
         import torch
 
         count = torch.cuda.device_count()
-        if workers > count:  # each torchrun worker takes the GPU of its local rank
-            raise NexaError(f"training.distributed.world_size={workers}: only {count} GPU(s) visible; set it to "
-                            f"{count} or less, or training.device=cpu")
+        if per_node > count:  # each torchrun worker takes the GPU of its local rank on its node
+            field = "nproc_per_node" if t.distributed.nproc_per_node is not None else "world_size"
+            raise NexaError(f"training.distributed.{field}: {per_node} processes on this node but only {count} "
+                            f"GPU(s) visible; set training.distributed.nproc_per_node={count} (or auto), or "
+                            "training.device=cpu")
     if cfg.data.shards > 1:  # N a multiple of W, so each rank can own whole shards (nexa_core/data/shards.py)
         from nexa_core.data.shards import rank_shards
 

@@ -23,9 +23,12 @@ def work_key(cfg: NexaConfig, dataset_version: str, init_from=None, pairs=None, 
     # training.device is where, not what: a run resumes (and a teacher is reused) on another device, and the
     # keys of runs made before the setting existed still match.
     # model.dropout counts only when set, for the same reason: unset, the keys of earlier runs are unchanged.
-    exclude = {"training": {"device"}} | ({"model": {"dropout"}} if cfg.model.dropout is None else {})
+    exclude = {"training": {"device", "distributed"}} | ({"model": {"dropout"}} if cfg.model.dropout is None else {})
     payload = cfg.model_dump(include={"model": True, "training": True}, exclude=exclude) | {
         "dataset_version": dataset_version, "init_from": str(init_from), "pairs": str(pairs), "kd": kd}
+    # Of `distributed`, only the world size (the global batch) and the seed change the weights, as they did when
+    # they were its only fields: how the processes are spread over nodes, restarts and NCCL settings do not.
+    payload["training"]["distributed"] = {"world_size": cfg.training.processes(), "seed": cfg.training.distributed.seed}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

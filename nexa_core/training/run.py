@@ -18,7 +18,7 @@ from nexa_core.tracking.loggers import logger_callbacks
 from nexa_core.tracking.tracker import NullTracker
 from nexa_core.training.callbacks import SmoothedLossLog
 from nexa_core.training.features import tokenized_pairs, tokenized_split, tokenized_train
-from nexa_core.training.launch import in_worker, is_main_process, launch, rank
+from nexa_core.training.launch import in_worker, is_main_process, launch, rank, world_size
 from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.parents import training_lineage
 from nexa_core.training.record import update_record, work_key
@@ -45,20 +45,23 @@ class TrainResult:
 
 def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, init_from: str | None = None,
           pairs: Path | None = None, kd: tuple[float, float] | None = None,
-          storage: StorageSettings | None = None, callbacks: list | None = None) -> TrainResult:
+          storage: StorageSettings | None = None, callbacks: list | None = None, launcher=None) -> TrainResult:
     """Fine-tune `init_from` (default: model.name_or_path) on the dataset's train split, or, for a
     student, on distillation `pairs` with the KD loss `kd=(alpha, temperature)`. With `storage`, every new
     best checkpoint is pushed to that durable store (S3 or the local mirror) as soon as it is saved. `callbacks`:
-    extra TrainerCallbacks (a tuning trial's pruning reporter), single process only."""
+    extra TrainerCallbacks (a tuning trial's pruning reporter; under torchrun, the callbacks of the rank they are
+    passed in). `launcher`: how node 0's torchrun agent is started when the config asks for several processes
+    (nexa_core/training/launch.py; the Dagster trainer resource passes its Pipes launcher)."""
     from nexa_core.training.preflight import check_training
 
     # Before torchrun starts: a bad precision is one line here rather than a traceback from every worker.
     device, _ = check_training(cfg, init_from)
-    if cfg.training.distributed.world_size > 1 and not in_worker():
+    if cfg.training.processes() > 1 and not in_worker():
         # The launcher opens the MLflow run, so every rank finds it in tracking.json; rank 0 logs to it.
         info = json.loads((Path(dataset_dir) / "dataset.json").read_text())
         open_training_run(cfg, layout.run_dir(run_id), run_id, info, init_from or cfg.model.name_or_path, kd is not None)
-        return launch(cfg, dataset_dir, run_id, layout, init_from=init_from, pairs=pairs, kd=kd, storage=storage)
+        return launch(cfg, dataset_dir, run_id, layout, launcher, init_from=init_from, pairs=pairs, kd=kd,
+                      storage=storage)
     from transformers import set_seed
 
     from nexa_core.training.device import deterministic_on_cpu
@@ -79,7 +82,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         train_ds = tokenized_pairs(pairs, tokenizer, cfg.model.max_length)
     else:  # under torchrun, a sharded version gives this rank only its shards
         train_ds, rank_local = tokenized_train(dataset_dir, tokenizer, cfg.model.max_length,
-                                               cfg.training.distributed.world_size if in_worker() else 1, rank())
+                                               world_size(), rank())
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
 
     main = is_main_process()  # under torchrun only rank 0 writes run files; HF guards its own saves

@@ -13,10 +13,11 @@ __all__ = ["RunClaim", "claim_run", "train_run"]
 
 
 def train_run(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *,
-              storage: StorageSettings | None = None, callbacks: list | None = None, **student):
+              storage: StorageSettings | None = None, callbacks: list | None = None, launcher=None, **student):
     """Train the run, pushing each new best checkpoint to the durable store of `storage` (None: the settings
     from the environment, as the CLI uses them; the Dagster assets pass their storage resource's)."""
     from nexa_core.training import train
 
     storage = storage if storage is not None else StorageSettings.from_env()
-    return train(cfg, Path(dataset_dir), run_id, layout, storage=storage, callbacks=callbacks, **student)
+    return train(cfg, Path(dataset_dir), run_id, layout, storage=storage, callbacks=callbacks, launcher=launcher,
+                 **student)

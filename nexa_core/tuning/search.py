@@ -37,8 +37,8 @@ def check_tune(cfg: NexaConfig, raw: dict[str, Any]) -> None:
     from nexa_core.training.preflight import check_training
 
     check_space(raw, search_space(cfg))
-    if cfg.training.distributed.world_size > 1:
-        raise NexaError(f"training.distributed.world_size={cfg.training.distributed.world_size}: a trial trains in "
+    if cfg.training.processes() > 1:
+        raise NexaError(f"training.distributed.world_size={cfg.training.processes()}: a trial trains in "
                         "one process (run several `nexa tune` processes for parallel trials); set it to 1")
     studies.study_name(cfg)
     check_training(cfg)

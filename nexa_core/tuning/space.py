@@ -15,7 +15,8 @@ from nexa_core.config import NexaConfig, SearchParam, validate_config
 # The dataset is prepared once per study from the recipe: a key that changes the data (or its split seed) would
 # give trials different validation sets, and their metrics could not be compared.
 SEARCHABLE = ("model.", "training.")
-FIXED = ("training.distributed.seed", "training.device", "training.distributed.world_size")
+FIXED = ("training.distributed.seed", "training.device", "training.distributed.world_size",
+         "training.distributed.nodes", "training.distributed.nproc_per_node")
 
 
 def default_space(cfg: NexaConfig) -> list[SearchParam]:
