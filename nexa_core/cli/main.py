@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nexa_core.cli.analyze import add_parser as add_analyze_parser
     from nexa_core.cli.distill import add_parser
     from nexa_core.cli.lineage import add_parser as add_lineage_parsers
+    from nexa_core.cli.node import add_parser as add_node_parser
     from nexa_core.cli.telemetry import add_parsers as add_telemetry_parsers
     from nexa_core.cli.tune import add_parser as add_tune_parser
 
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_telemetry_parsers(sub, with_config, _layout)
     add_analyze_parser(sub, with_config, _layout)
     add_tune_parser(sub, with_config)
+    add_node_parser(sub, with_config)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,3 +95,15 @@ def failure_summary(run_dir: Path) -> str | None:
             parts.append(f"rank {f['rank']} (node {data.get('node_rank')}, local rank {f.get('local_rank')}): {how}"
                          + (f": {message[-1][:300]}" if message else ""))
     return "; ".join(parts) or None
+
+
+def join_run(path: Path, node_rank: int, wait_s: float = 0.0) -> None:
+    """Run node `node_rank`'s agent for the run whose spec is at `path` (waiting for it up to `wait_s` seconds)."""
+    spec = read_spec(path, wait_s)
+    if spec["torchrun"]["nnodes"] < 2:
+        raise NexaError(f"--spec {path}: run {spec['run_id']} trains on one node (training.distributed.nodes=1); "
+                        "there is nothing to join")
+    code = subprocess.run(agent_command(spec, path, node_rank), env=worker_env(spec)).returncode
+    if code != 0:
+        why = failure_summary(Path(path).parent) or f"torchrun exit code {code}; see the log above"
+        raise NexaError(f"node {node_rank} of run {spec['run_id']} failed: {why}")

@@ -1,4 +1,5 @@
-"""GPUTrainerResource: where the steps that train or infer run on this node (CPU or one GPU)."""
+"""GPUTrainerResource: where the steps that train or infer run on this node (CPU or one GPU), and how a
+distributed run's torchrun is started (through Dagster Pipes)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.config import NexaConfig, validate_config
 from nexa_core.storage.settings import StorageSettings
+from nexa_dagster.resources.torchrun_pipes import PipesTorchrunLauncher
 
 
 class GPUTrainerResource(dg.ConfigurableResource):
@@ -43,9 +45,15 @@ class GPUTrainerResource(dg.ConfigurableResource):
             yield leased
 
     def train(self, cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout,
-              storage: StorageSettings | None = None):
+              storage: StorageSettings | None = None, launcher: PipesTorchrunLauncher | None = None):
         """Train the run on this resource's device; each new best checkpoint goes to the durable store of
-        `storage` (the storage resource's settings)."""
+        `storage` (the storage resource's settings). When the recipe asks for several processes
+        (training.distributed), `launcher` (from `launcher(context)`) starts torchrun through Dagster Pipes."""
         from nexa_core.training.steps import train_run
 
-        return train_run(self.apply(cfg), dataset_dir, run_id, layout, storage=storage)
+        return train_run(self.apply(cfg), dataset_dir, run_id, layout, storage=storage, launcher=launcher)
+
+    def launcher(self, context: dg.AssetExecutionContext) -> PipesTorchrunLauncher:
+        """Node 0's torchrun through a Pipes session of this step: rank 0 reports logs, metrics and the
+        materialization's metadata (`reported_metadata()` after training; {} for a one-process run)."""
+        return PipesTorchrunLauncher(context)

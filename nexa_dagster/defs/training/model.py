@@ -25,8 +25,11 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
         tag_run(context, RUN_ID_TAG, claim.run_id)
         with telemetry.measure(cfg.telemetry, claim.run_dir / "telemetry", "train") as usage, tracking.scope(context), \
                 trainer.gpu(cfg, layout) as leased:
-            result = trainer.train(leased, training_dataset.path, claim.run_id, layout, storage=durable)
+            launcher = trainer.launcher(context)  # several processes: torchrun through Pipes, rank 0 reporting
+            result = trainer.train(leased, training_dataset.path, claim.run_id, layout, storage=durable,
+                                   launcher=launcher)
     model = TrainedModel.from_result(result, training_dataset)
     run = tracking_values(model.run_dir)
-    return dg.Output(model, metadata=training_metadata({**model.metadata(), **run}, model.log_path,
-                                                       telemetry=usage.summary, tracking_url=run_url(run)))
+    metadata = training_metadata({**model.metadata(), **run}, model.log_path, telemetry=usage.summary,
+                                 tracking_url=run_url(run))
+    return dg.Output(model, metadata={**metadata, **launcher.reported_metadata()})
