@@ -18,14 +18,15 @@ from pathlib import Path
 
 def failures_of(err) -> list[dict]:
     rows = []
-    for rank, failure in sorted(err.failures.items()):
+    # The first to fail first: the others are usually its victims (stopped by the agent, or a broken collective).
+    for rank, failure in sorted(err.failures.items(), key=lambda item: (item[1].timestamp, item[0])):
         message = failure.message
         if isinstance(message, dict):  # an error file written by `record`: {"message": "...", "extraInfo": {...}}
             message = message.get("message", "")
         rows.append({"rank": rank, "local_rank": failure.local_rank, "pid": failure.pid,
                      "exitcode": failure.exitcode,
                      "signal": failure.signal_name() if failure.exitcode < 0 else None,
-                     "message": str(message or "")[-2000:]})
+                     "message": str(message or "")[-2000:], "timestamp": failure.timestamp})
     return rows
 
 

@@ -76,7 +76,16 @@ class NexaTrainer(Trainer):
         # The global batch: under DDP accelerate deals this order's per-device batches out to the ranks in turn,
         # so DDP's step k trains on the rows a single process's step k does with the same global batch size.
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
-        return EpochSeededLengthGroupedSampler(batch, list(lengths), seed=self.args.data_seed or self.args.seed)
+        self._epoch_sampler = EpochSeededLengthGroupedSampler(batch, list(lengths), seed=self.args.data_seed or self.args.seed)
+        return self._epoch_sampler
+
+    def _run_epoch(self, *args, **kwargs):
+        # A resumed epoch's loader comes from accelerate's skip_first_batches, whose SkipBatchSampler hides the sampler
+        # from the Trainer's set_epoch: the resumed epoch would replay epoch 0's order (seen under DDP). Seed it here.
+        sampler = getattr(self, "_epoch_sampler", None)
+        if sampler is not None and "epoch" in kwargs:
+            sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
 
 
 class ClassifierTrainer(NexaTrainer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,6 +94,9 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"], init_from, pairs, kd),
                       status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir),
                       environment_fingerprint=record_environment(run_dir),
+                      # how often torchrun restarted the workers (a failed one, --max-restarts) before this attempt
+                      **({"torchrun_restarts": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))}
+                         if in_worker() else {}),
                       lineage=training_lineage(cfg, dataset_dir, init_from, run_dir))  # after: reads environment.json
     tracker = open_training_run(cfg, run_dir, run_id, info, source, kd is not None) if main else NullTracker()
     last = last_complete_checkpoint(ckpt_dir)

@@ -75,25 +75,33 @@ def node_command(path: Path, node_rank: str = "N") -> str:
     return f"nexa train-node --spec {path} --node-rank {node_rank}"
 
 
+# torchrun >= 2.5 shares its rendezvous TCPStore with the workers' process group by default; after a restart the
+# new workers can read the previous attempt's addresses from it and fail to connect ("Gloo connectFullMesh failed",
+# NCCL "Connection refused"; pytorch/pytorch#135712). A store per attempt makes --max-restarts work.
+AGENT_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+
+
 def worker_env(spec: dict, environ: dict | None = None) -> dict[str, str]:
     """The agent's environment: the config's defaults (NCCL, OpenMP) under the real environment, which wins."""
     environ = dict(os.environ if environ is None else environ)
-    return {**spec.get("env", {}), **environ}
+    return {**AGENT_ENV, **spec.get("env", {}), **environ}
 
 
 def failure_summary(run_dir: Path) -> str | None:
     """One line naming every failed rank (from the agents' reports of every node), or None when none reported."""
-    parts = []
+    rows = []
     for report in sorted((Path(run_dir) / FAILURES).glob("node-*.json")):
         try:
             data = json.loads(report.read_text())
         except (OSError, ValueError):
             continue
-        for f in data.get("failures", []):
-            how = f"signal {f['signal']}" if f.get("signal") else f"exit code {f.get('exitcode')}"
-            message = (f.get("message") or "").strip().splitlines()
-            parts.append(f"rank {f['rank']} (node {data.get('node_rank')}, local rank {f.get('local_rank')}): {how}"
-                         + (f": {message[-1][:300]}" if message else ""))
+        rows += [(f.get("timestamp", 0), data, f) for f in data.get("failures", [])]
+    parts = []
+    for _, data, f in sorted(rows, key=lambda row: row[0]):  # the earliest failure (the likely cause) first
+        how = f"signal {f['signal']}" if f.get("signal") else f"exit code {f.get('exitcode')}"
+        message = (f.get("message") or "").strip().splitlines()
+        parts.append(f"rank {f['rank']} (node {data.get('node_rank')}, local rank {f.get('local_rank')}): {how}"
+                     + (f": {message[-1][:300]}" if message else ""))
     return "; ".join(parts) or None
 
 
