@@ -157,7 +157,8 @@ def test_two_torchrun_ranks_train_each_on_its_own_shards(tiny_model, tiny_csv, t
     from nexa_core.training.steps import train_run
     from tests.conftest import tiny_recipe
 
-    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=1, distributed={"world_size": 2, "seed": 42})
+    recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path, epochs=1, distributed={"world_size": 2, "seed": 42,
+                                                                                   "env": {"OMP_NUM_THREADS": "1"}})
     recipe["data"]["shards"] = 2
     cfg = validate_config(recipe)
     layout = Layout.from_storage(cfg.storage)

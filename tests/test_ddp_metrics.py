@@ -23,7 +23,7 @@ def _log(tiny_model, tiny_csv, root: Path, world_size: int, batch_size: int, gra
     recipe = tiny_recipe(tiny_model, tiny_csv, root, batch_size=batch_size, grad_accumulation=grad_accumulation,
                          max_steps=4, logging_steps=1,
                          checkpoint={"every_steps": 2, "keep": 1},
-                         distributed={"world_size": world_size, "seed": 7})
+                         distributed={"world_size": world_size, "seed": 7, "env": {"OMP_NUM_THREADS": "1"}})
     recipe["model"]["dropout"] = 0.0
     cfg = validate_config(recipe)
     layout = Layout.from_storage(cfg.storage)
