@@ -4,8 +4,9 @@ Both go through the project's path (`train_run`: one process in-process, two thr
 same model (the demo MiniLM), rows, global batch (`--batch` rows per optimizer step: 1 x batch vs 2 x batch/2),
 seed and number of optimizer steps; no checkpoint or evaluation inside the timed loop. The OpenMP threads are
 split evenly (`--threads` for one process, threads/2 for each of two), so both use the same cores. Reported per
-contender: HF's `train_samples_per_second` (the training loop only) and the wall time of the whole call (for two
-processes it includes torchrun's start-up and each worker loading the model); then the speed-up (2 ÷ 1) and the
+contender, each run in a fresh Python process: HF's `train_samples_per_second` (the training loop only) and the
+wall time of the whole call (for two processes it includes torchrun's start-up and each worker loading the
+model); the best of `--repeats` rounds of alternating order; then the speed-up (2 ÷ 1) and the
 scaling efficiency (speed-up ÷ 2). On CPU with gloo the processes share the cores and all-reduce the gradients
 through loopback, so the efficiency is well below 1; on GPUs each rank has its own device.
 
@@ -15,7 +16,9 @@ Run (nothing else running):  .venv/bin/python bench/ddp_scaling.py [--steps 30] 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +50,17 @@ def recipe(root: Path, processes: int, opts) -> dict:
 
 
 def measure(processes: int, opts, round_no: int) -> tuple[float, float]:
+    """One contender in a fresh Python process (a second in-process run was 3x slower here than the first)."""
+    args = [sys.executable, __file__, "--child", str(processes), "--round", str(round_no), "--steps", str(opts.steps),
+            "--batch", str(opts.batch), "--max-length", str(opts.max_length), "--threads", str(opts.threads)]
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{processes} process(es) failed:\n{out.stderr[-3000:]}")
+    sps, wall = json.loads(out.stdout.strip().splitlines()[-1])
+    return sps, wall
+
+
+def child(processes: int, opts, round_no: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix=f"ddp{processes}-") as tmp:
         cfg = validate_config(recipe(Path(tmp), processes, opts))
         layout = Layout.from_storage(cfg.storage)
@@ -68,7 +82,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # internal: run one contender, print JSON
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.child:
+        print(json.dumps(child(opts.child, opts, opts.round)), flush=True)
+        return
     if opts.batch % 2:
         parser.error("--batch must be even (two processes split it)")
     best = {1: (0.0, 0.0), 2: (0.0, 0.0)}

@@ -83,7 +83,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         train_ds = tokenized_pairs(pairs, tokenizer, cfg.model.max_length)
     else:  # under torchrun, a sharded version gives this rank only its shards
         train_ds, rank_local = tokenized_train(dataset_dir, tokenizer, cfg.model.max_length,
-                                               world_size(), rank())
+                                               world_size() if in_worker() else 1, rank())
     eval_ds = tokenized_split(dataset_dir, "validation", tokenizer, cfg.model.max_length)
 
     main = is_main_process()  # under torchrun only rank 0 writes run files; HF guards its own saves
