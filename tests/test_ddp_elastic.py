@@ -1,6 +1,7 @@
-"""Elastic training: a worker SIGKILLed mid-run is restarted by torchrun (`max_restarts`) and the run resumes from
-its last complete checkpoint, ending where an uninterrupted run of the same world size ends; a rank that fails
-past its restarts is named, with its error, in the step's error."""
+"""Elastic training: a worker SIGKILLed mid-run (rank 0, which holds the asset's Dagster Pipes) is restarted by
+torchrun (`max_restarts`) and the run resumes from its last complete checkpoint, ending where an uninterrupted run
+of the same world size ends, with one materialization; a rank that fails past its restarts is named, with its
+error, in the step's error."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from nexa_core.common.layout import Layout
 from nexa_core.config import validate_config
 from nexa_core.data import dataset_for
 from nexa_core.training.steps import train_run
+from tests.dagster_helpers import run_job
 from tests.test_ddp_nodes import ddp_recipe
 
 pytestmark = pytest.mark.slow
@@ -46,6 +48,19 @@ def _worker_pid(spec: Path, rank: int) -> int | None:
     return None
 
 
+def _kill_after_checkpoint_10(root: Path, rank: int, killed: list, stop: threading.Event) -> None:
+    """SIGKILL the training worker of `rank` once the run under `root` has saved checkpoint 10."""
+    while not stop.is_set():
+        for state in (root / "scratch" / "runs").glob("*/checkpoints/checkpoint-10/trainer_state.json"):
+            run_id = state.parents[2].name
+            pid = _worker_pid(root / "durable" / "runs" / run_id / "launch.json", rank)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            return
+        time.sleep(0.02)
+
+
 def test_a_killed_worker_restarts_and_the_run_ends_like_an_uninterrupted_one(tiny_model, tiny_csv, tmp_path):
     def recipe(root: Path, restarts: int) -> dict:
         r = ddp_recipe(tiny_model, tiny_csv, root, nproc_per_node=2, max_restarts=restarts)
@@ -54,33 +69,33 @@ def test_a_killed_worker_restarts_and_the_run_ends_like_an_uninterrupted_one(tin
         return r
 
     _, straight = _train(recipe(tmp_path / "straight", 0))
-    done: list = []
-    runner = threading.Thread(target=lambda: done.append(_train(recipe(tmp_path / "killed", 1))), daemon=True)
-    runner.start()
-    layout = Layout.from_storage(validate_config(recipe(tmp_path / "killed", 1)).storage)
-    checkpoint = layout.checkpoints_dir(RUN_ID) / "checkpoint-10" / "trainer_state.json"
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists():
-        assert runner.is_alive() and time.monotonic() < deadline, "no checkpoint-10 to kill after"
-        time.sleep(0.02)
-    pid = _worker_pid(layout.run_dir(RUN_ID) / "launch.json", rank=1)
-    assert pid is not None and runner.is_alive(), "the run ended before its worker could be killed"
-    os.kill(pid, signal.SIGKILL)
-    runner.join(timeout=180)
-    assert done, "the restarted run did not finish"
-    _, killed = done[0]
-
-    record = json.loads((layout.run_dir(RUN_ID) / "run.json").read_text())
+    # The interrupted run is the Dagster asset's, and the worker killed is rank 0: the one holding Dagster Pipes.
+    killed, stop = [], threading.Event()
+    killer = threading.Thread(target=_kill_after_checkpoint_10, args=(tmp_path / "killed", 0, killed, stop), daemon=True)
+    killer.start()
+    try:
+        result = run_job("ddp_elastic", recipe(tmp_path / "killed", 1), selection=["training_dataset", "trained_model"])
+    finally:
+        stop.set()
+    assert killed, "the run ended before its worker could be killed"
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("trained_model")
+    meta = {k: v.value for k, v in materialization.metadata.items()}
+    assert meta["reported_by"] == "rank 0 of 2" and meta["restarts"] == 1 and meta["resumed_by_restart"] is True
+    run_dir = Path(meta["run_dir"])
+    record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "complete" and record["torchrun_restarts"] == 1
-    assert killed.resumed_from and int(killed.resumed_from.rsplit("-", 1)[-1]) >= 10
-    assert killed.global_step == straight.global_step == 40
+    resumed = record["train"]
+    assert resumed["resumed_from"] and int(resumed["resumed_from"].rsplit("-", 1)[-1]) >= 10
+    assert resumed["global_step"] == straight.global_step == 40
     for key, value in straight.best_eval.items():
         if key in ("loss", "accuracy", "macro_f1"):
-            assert killed.best_eval[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
-    logs = [[json.loads(line) for line in Path(r.log_path).read_text().splitlines()] for r in (straight, killed)]
+            assert resumed["best_eval"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    logs = [[json.loads(line) for line in Path(path).read_text().splitlines()]
+            for path in (straight.log_path, resumed["log_path"])]
     last = [next(r for r in reversed(log) if "loss" in r) for log in logs]
     assert last[1]["step"] == last[0]["step"] == 40 and last[1]["loss"] == pytest.approx(last[0]["loss"], rel=1e-5)
-    weights = [_tensors(Path(r.final_dir)) for r in (straight, killed)]
+    weights = [_tensors(Path(folder)) for folder in (straight.final_dir, resumed["final_dir"])]
     assert weights[0].keys() == weights[1].keys()
     for name, tensor in weights[0].items():
         assert (tensor - weights[1][name]).abs().max().item() < 1e-5, name

@@ -18,16 +18,22 @@ from pathlib import Path
 
 def failures_of(err) -> list[dict]:
     rows = []
-    # The first to fail first: the others are usually its victims (stopped by the agent, or a broken collective).
-    for rank, failure in sorted(err.failures.items(), key=lambda item: (item[1].timestamp, item[0])):
+    # Causes first: a worker the agent stopped (SIGTERM) after another failed is a victim; then by time (seconds).
+    for rank, failure in sorted(err.failures.items(), key=lambda item: (_stopped(item[1]), item[1].timestamp, item[0])):
         message = failure.message
         if isinstance(message, dict):  # an error file written by `record`: {"message": "...", "extraInfo": {...}}
             message = message.get("message", "")
         rows.append({"rank": rank, "local_rank": failure.local_rank, "pid": failure.pid,
                      "exitcode": failure.exitcode,
                      "signal": failure.signal_name() if failure.exitcode < 0 else None,
-                     "message": str(message or "")[-2000:], "timestamp": failure.timestamp})
+                     "message": str(message or "")[-2000:], "timestamp": failure.timestamp,
+                     "stopped": _stopped(failure)})
     return rows
+
+
+def _stopped(failure) -> bool:
+    """Ended by SIGTERM: how torchrun's agent stops the other workers once one has failed."""
+    return failure.exitcode < 0 and failure.signal_name() == "SIGTERM"
 
 
 def main(argv: list[str]) -> int:

@@ -95,9 +95,10 @@ def failure_summary(run_dir: Path) -> str | None:
             data = json.loads(report.read_text())
         except (OSError, ValueError):
             continue
-        rows += [(f.get("timestamp", 0), data, f) for f in data.get("failures", [])]
+        rows += [((bool(f.get("stopped")), f.get("timestamp", 0)), data, f) for f in data.get("failures", [])]
     parts = []
-    for _, data, f in sorted(rows, key=lambda row: row[0]):  # the earliest failure (the likely cause) first
+    # Causes first: workers their agent stopped (SIGTERM) after another failed come last, then by time.
+    for _, data, f in sorted(rows, key=lambda row: row[0]):
         how = f"signal {f['signal']}" if f.get("signal") else f"exit code {f.get('exitcode')}"
         message = (f.get("message") or "").strip().splitlines()
         parts.append(f"rank {f['rank']} (node {data.get('node_rank')}, local rank {f.get('local_rank')}): {how}"
