@@ -62,13 +62,12 @@ def _step_callback(pipes):
 
 
 def materialization_metadata(result, spec: dict) -> dict:
+    """What rank 0 reports about the job; the asset adds the run's own figures (it reads them from the run record)."""
     t = spec["torchrun"]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return {"reported_by": f"rank 0 of {world}", "world_size": world, "nodes": t["nnodes"],
-            "nproc_per_node": t["nproc_per_node"], "max_restarts": t["max_restarts"],
-            "restarts": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
-            "final_step": result.global_step, "resumed_by_restart": bool(result.resumed_from),
-            **{f"best_eval_{k}": v for k, v in result.best_eval.items() if k in ("loss", "accuracy", "macro_f1")}}
+    return {"reported_by": f"rank 0 of {int(os.environ.get('WORLD_SIZE', '1'))}",
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")), "nodes": t["nnodes"],
+            "nproc_per_node": t["nproc_per_node"], "restarts": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
+            "resumed_by_restart": bool(result.resumed_from)}
 
 
 def main(spec_path: str) -> None:

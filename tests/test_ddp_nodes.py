@@ -63,8 +63,7 @@ def test_two_nodes_train_one_run_and_rank_0_alone_reports_through_pipes(tiny_mod
     [materialization] = result.asset_materializations_for_node("trained_model")
     meta = {k: v.value for k, v in materialization.metadata.items()}
     assert meta["reported_by"] == "rank 0 of 2" and meta["world_size"] == 2 and meta["nodes"] == 2
-    assert meta["final_step"] == meta["global_step"] == 4
-    assert meta["best_eval_loss"] == pytest.approx(meta["best_validation_loss"], abs=1e-4)  # the asset rounds to 4
+    assert meta["nproc_per_node"] == 1 and meta["restarts"] == 0 and meta["global_step"] == 4
     assert f"node 1 of run {meta['run_id']}: done" in log.read_text()
     # Rank 0's step metrics reached the step's log through Pipes, each logged step once (only rank 0 sends them).
     # c10d orders the agents by host, then pid: rank 0 runs on either "node", and reports from both.

@@ -40,7 +40,8 @@ class PipesTorchrunLauncher:
         return 0
 
     def reported_metadata(self) -> dict:
-        """The metadata rank 0 reported ({} when training ran in one process, without Pipes)."""
+        """The values rank 0 reported, plain ({} when training ran in one process, without Pipes): the asset formats
+        them with its own figures (nexa_dagster/metadata.py)."""
         if self.invocation is None:
             return {}
-        return dict(self.invocation.get_materialize_result().metadata or {})
+        return {k: v.value for k, v in (self.invocation.get_materialize_result().metadata or {}).items()}

@@ -30,6 +30,6 @@ def trained_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
                                    launcher=launcher)
     model = TrainedModel.from_result(result, training_dataset)
     run = tracking_values(model.run_dir)
-    metadata = training_metadata({**model.metadata(), **run}, model.log_path, telemetry=usage.summary,
-                                 tracking_url=run_url(run))
-    return dg.Output(model, metadata={**metadata, **launcher.reported_metadata()})
+    return dg.Output(model, metadata=training_metadata({**model.metadata(), **run, **launcher.reported_metadata()},
+                                                       model.log_path, telemetry=usage.summary,
+                                                       tracking_url=run_url(run)))
