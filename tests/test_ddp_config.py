@@ -14,7 +14,7 @@ from nexa_core.config import validate_config
 from nexa_core.distributed_config import RUNBOOK_ENV
 from nexa_core.training.record import work_key
 from nexa_core.training.torchrun import agent_command, worker_env, write_spec
-from tests.cli_helpers import nexa_in_process
+from tests.cli_helpers import nexa_in_process, write_recipe
 
 
 def _cfg(device: str = "cpu", **distributed):
@@ -106,6 +106,12 @@ def test_the_node_command_refuses_a_missing_or_single_node_spec_in_one_line(tmp_
     assert code != 0 and "trains on one node (training.distributed.nodes=1); there is nothing to join" in err
     code, _, err = nexa_in_process("train-node", "--node-rank", "1")
     assert code != 0 and "pass --spec <run folder>/launch.json, or --config and --run-id" in err
+    # With the recipe and the run id, a joining node finds the spec in that run's folder under the durable root.
+    recipe = write_recipe({"name": "t", "data": {"path": "x.csv"}, "storage": {"durable": str(tmp_path / "durable")}},
+                          tmp_path / "recipe.yaml")
+    code, _, err = nexa_in_process("train-node", "--config", str(recipe), "--run-id", "t_20260101_000000",
+                                   "--node-rank", "1", "--wait", "0")
+    assert code != 0 and f"{tmp_path / 'durable' / 'runs' / 't_20260101_000000' / 'launch.json'}: no such file" in err
 
 
 def test_the_launchpad_takes_nproc_per_node_as_a_number_or_auto():
