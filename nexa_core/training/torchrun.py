@@ -21,7 +21,6 @@ from nexa_core.config import NexaConfig
 
 SPEC = "launch.json"
 FAILURES = "failures"  # one JSON file per node agent whose workers failed: failures/node-<rank>.json
-WORKER_ENTRY = "nexa_core.training.launch"
 
 
 def spec_path(layout: Layout, run_id: str) -> Path:
