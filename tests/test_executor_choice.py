@@ -10,7 +10,8 @@ import pytest
 from nexa_core.common.errors import NexaError
 from nexa_dagster.execution import choice
 from nexa_dagster.execution.celery_settings import CelerySettings
-from nexa_dagster.execution.handoff_io import HandoffS3IOManager
+from nexa_dagster.execution.handoff_io import handoff_s3_io_manager
+from nexa_dagster.resources import recipe_resource
 
 
 @pytest.mark.parametrize("value, executor", [(None, "in_process"), ("", "in_process"), ("multiprocess", "multiprocess"),
@@ -34,7 +35,7 @@ def test_a_bad_executor_is_one_line_naming_the_choices(monkeypatch):
 def test_celery_without_an_s3_prefix_says_what_to_set(monkeypatch):
     monkeypatch.delenv("NEXA_S3_PREFIX", raising=False)
     with pytest.raises(NexaError, match="NEXA_EXECUTOR=celery needs NEXA_S3_PREFIX"):
-        HandoffS3IOManager().create_io_manager(None)
+        handoff_s3_io_manager(dg.build_init_resource_context(resources={"nexa": recipe_resource()}))
 
 
 def test_the_broker_password_is_never_shown(monkeypatch):
