@@ -16,7 +16,7 @@ from nexa_core.common.layout import Layout
 from nexa_core.data.dataset import PreparedDataset
 from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.storage import LocalStore
-from nexa_core.storage.handoff import pointed_files, ship, unwrap
+from nexa_core.storage.handoff import pointed_files, receive_paths, ship, unwrap
 from nexa_core.training.handoff import TrainedModel
 
 RUN = "tiny_20261130_120000"
@@ -131,3 +131,18 @@ def test_a_tampered_stored_file_is_refused_and_nothing_is_left(producer, tmp_pat
         unwrap(store, shipment, cpu)
     assert not (cpu.run_dir(RUN) / "run.json").exists()
     assert not [p for p in cpu.durable.rglob("*") if p.is_file() and ".nexa-tmp" in p.name]
+
+
+def test_a_run_found_by_id_is_fetched_from_what_was_handed_over(producer, tmp_path):
+    """A study's best trial is looked up in the study database, not received as an input: its run folder and
+    dataset are fetched by folder from what the trial's worker handed over."""
+    layout, model = producer
+    store = LocalStore(tmp_path / "store")
+    ship(store, {"run_id": RUN, "number": 3}, layout)  # a trial's outcome: the run folder, by id
+    ship(store, model.dataset, layout)
+    other = _machine(tmp_path / "release-node")
+    stats = receive_paths(store, [other.run_dir(RUN), other.datasets_dir / "v-abc", other.runs_dir], other)
+    assert stats == {"fetched": 5, "present": 0}
+    assert (other.run_dir(RUN) / "final" / "model.safetensors").read_bytes() == bytes(range(256)) * 64
+    assert (other.datasets_dir / "v-abc" / "test.parquet").read_bytes() == b"test rows"
+    assert receive_paths(store, [other.run_dir(RUN)], other) == {"fetched": 0, "present": 3}

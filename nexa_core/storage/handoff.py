@@ -178,6 +178,23 @@ def receive(store: DurableStore, shipment: Shipment, layout: Layout, *, max_file
     return {"fetched": sum(fetched), "present": len(fetched) - sum(fetched)}
 
 
+def receive_paths(store: DurableStore, paths: list[Path], layout: Layout) -> dict[str, int]:
+    """Fetch what was handed over under `paths` (folders of this worker's tiers) without the shipment
+    that named them: for a step that finds a run by id in a database rather than in its inputs."""
+    roots = _roots(layout)
+    entries = []
+    for path in paths:
+        found = _tier_of(path, roots)
+        if found is None or path in _collections(layout):
+            continue
+        for key in store.complete_keys(f"{found[0]}/{found[1]}"):
+            record = store.read_record(key)
+            if record is not None and record.get("kind") == "file":
+                tier, rel = key.split("/", 1)
+                entries.append(ShippedFile(tier, rel, record["size"], record["sha256"]))
+    return receive(store, Shipment(None, roots, tuple(entries)), layout)
+
+
 def relocate(value: Any, roots: dict[str, str], layout: Layout) -> Any:
     """`value` with every path under the producer's `roots` moved under this worker's `layout`."""
     mine = _roots(layout)

@@ -11,6 +11,8 @@ boto3's standard chain on every worker; nothing secret is configured here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -19,7 +21,7 @@ from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from nexa_core.common.errors import NexaError
 from nexa_core.common.layout import Layout
 from nexa_core.storage import parse_s3_uri
-from nexa_core.storage.handoff import Shipment, ship, unwrap
+from nexa_core.storage.handoff import Shipment, receive_paths, ship, unwrap
 from nexa_core.storage.settings import StorageSettings, s3_client
 
 IO_FOLDER = "dagster-io"
@@ -73,3 +75,21 @@ def handoff_s3_io_manager(context: dg.InitResourceContext) -> ShippingS3IOManage
     bucket, key = parse_s3_uri(settings.prefix, settings.prefix_field)
     folder = f"{key}/{IO_FOLDER}" if key else IO_FOLDER
     return ShippingS3IOManager(bucket, s3_client(settings), folder, context.resources.nexa.layout(), settings)
+
+
+def fetcher(layout: Layout) -> Callable[[list[Path]], dict] | None:
+    """For a step that finds a run by id (a study's best trial) instead of receiving it as an input: under the
+    Celery executor, a function that fetches what was handed over under the given folders; None otherwise (one
+    machine, or a disk every step shares)."""
+    from nexa_dagster.execution.choice import executor_name
+
+    if executor_name() != "celery":
+        return None
+    settings = StorageSettings.from_env()
+    if settings.prefix is None:
+        return None  # the IO manager has already refused to start without it
+    from nexa_core.storage.s3 import S3Store
+
+    bucket, key = parse_s3_uri(settings.prefix, settings.prefix_field)
+    store = S3Store(bucket, f"{key}/{IO_FOLDER}/files" if key else f"{IO_FOLDER}/files", settings=settings)
+    return lambda paths: receive_paths(store, paths, layout)
