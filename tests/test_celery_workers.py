@@ -47,22 +47,28 @@ RELEASE = ("evaluation_report", "run_manifest", "model_package", "promotion", "r
 @pytest.fixture
 def fleet(request, s3, tmp_path, tiny_model, tiny_csv):
     """A launcher's environment and two workers: 'cpu' on queue dagster, 'gpu' on queue gpu. Parametrized with
-    "distill", the recipe distills a 4-layer teacher into a 2-layer student."""
+    "distill", the recipe distills a 4-layer teacher into a 2-layer student, and a third worker, 'serve', holds
+    the deployment register (NEXA_DEPLOY_QUEUE=deploy)."""
     from tests.conftest import tiny_recipe
 
+    distill = getattr(request, "param", None) == "distill"
     recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path)
-    if getattr(request, "param", None) == "distill":
+    if distill:
         recipe["model"]["name_or_path"] = str(make_tiny_bert(tmp_path / "teacher-base", layers=4))
         recipe["distill"] = {"student_layers": 2, "top_k": 2, "chunk_size": 64}
     del recipe["storage"]  # each machine's roots come from its environment
     home = production_home(tmp_path / "home")
     with fresh_database("nexa_celery") as database, rabbit_vhost() as broker:
         env = {**production_env(home, database, s3, f"celery-{uuid.uuid4().hex[:8]}"), "NEXA_EXECUTOR": "celery",
-               "NEXA_CELERY_BROKER": broker, "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml"))}
+               "NEXA_CELERY_BROKER": broker, "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml")),
+               **({"NEXA_DEPLOY_QUEUE": "deploy"} if distill else {})}
         tag = uuid.uuid4().hex[:6]
         workers = {"cpu": Worker(f"cpu-{tag}", "dagster", _machine(env, tmp_path / "cpu-node"), tmp_path / "cpu.log",
                                  concurrency=2),
                    "gpu": Worker(f"gpu-{tag}", "gpu", _machine(env, tmp_path / "gpu-node"), tmp_path / "gpu.log")}
+        if distill:
+            workers["serve"] = Worker(f"serve-{tag}", "deploy", _machine(env, tmp_path / "serve-node"),
+                                      tmp_path / "serve.log")
         try:
             for worker in workers.values():
                 worker.launch()
@@ -181,8 +187,9 @@ def test_gpu_steps_run_on_the_gpu_worker_and_a_killed_worker_fails_the_run_clean
 
 @pytest.mark.parametrize("fleet", ["distill"], indirect=True)
 def test_the_distillation_pipeline_hands_teacher_outputs_and_pairs_between_workers(fleet):
-    """The main job, its GPU steps (teacher, teacher outputs, student) on the gpu worker and the rest on the cpu
-    worker: each step finds what the step before it wrote on the other machine."""
+    """The main job, its GPU steps (teacher, teacher outputs, student) on the gpu worker, the steps that read or
+    write the deployment register (student_evaluation re-scores the champion; student_promotion deploys) on the
+    serve worker, the rest on the cpu worker: each step finds what the step before it wrote on another machine."""
     import dagster as dg
 
     env, workers, _ = fleet
@@ -197,9 +204,16 @@ def test_the_distillation_pipeline_hands_teacher_outputs_and_pairs_between_worke
     with production_instance(env) as instance:
         [run] = instance.get_runs()
         ran_on = _step_workers(instance, run.run_id)
-        assert {s for s, node in ran_on.items() if node == workers["gpu"].node} == \
-            {"teacher_model", "teacher_outputs", "student_model"}, ran_on
+        on = {name: {s for s, node in ran_on.items() if node == worker.node} for name, worker in workers.items()}
+        assert on["gpu"] == {"teacher_model", "teacher_outputs", "student_model"}, ran_on
+        assert on["serve"] == {"student_evaluation", "student_promotion"}, ran_on
         student = instance.get_latest_materialization_event(dg.AssetKey("student_model"))
         student_run = student.asset_materialization.metadata["run_id"].value
+        promoted = instance.get_latest_materialization_event(dg.AssetKey("student_promotion"))
+        assert promoted.asset_materialization.metadata["promoted"].value is True
+    serve = _layout(workers["serve"].env)
     assert (gpu.run_dir(student_run) / "final").is_dir() and not gpu.manifests_dir.exists()
-    assert cpu.manifest_path(student_run).is_file() and (cpu.deploy_dir / "current_model").exists()
+    assert cpu.manifest_path(student_run).is_file()
+    # One deployment register, on the serve node: it deployed the student it received through S3.
+    assert (serve.deploy_dir / "current_model" / "config.json").is_file()
+    assert not (cpu.deploy_dir / "current_model").exists() and not (gpu.deploy_dir / "current_model").exists()
