@@ -178,6 +178,7 @@ def test_compile_true_trains_the_tiny_model_and_saves_plain_weights(recipe):
     result = train_run(cfg, dataset_for(cfg, layout).path, "tiny_20260101_000000", layout)
     assert result.global_step == 2 and result.fast_path["compile"] is True
     assert result.fast_path["attention"] == "sdpa" and result.fast_path["precision"] == "fp32"
+    assert result.train_metrics["train_tokens_per_second"] > 0 and "mfu" not in result.train_metrics  # no GPU peak
     record = json.loads((Path(result.run_dir) / "run.json").read_text())
     assert record["fast_path"] == result.fast_path
     weights = load_file(Path(result.final_dir) / "model.safetensors")

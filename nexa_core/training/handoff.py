@@ -44,7 +44,7 @@ class TrainedModel:
 
 # The few figures of a training run worth plotting across materializations (quality first, then speed); the
 # Trainer's other figures stay readable in one entry.
-PLOTTED_TRAIN = ("train_loss", "epoch", "train_samples_per_second", "wall_seconds")
+PLOTTED_TRAIN = ("train_loss", "epoch", "train_samples_per_second", "train_tokens_per_second", "mfu", "wall_seconds")
 PLOTTED_VALIDATION = ("accuracy", "macro_f1", "loss")
 
 

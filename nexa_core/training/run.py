@@ -16,12 +16,13 @@ from nexa_core.storage.settings import StorageSettings
 from nexa_core.tracking.callback import MlflowStepCallback
 from nexa_core.tracking.loggers import logger_callbacks
 from nexa_core.tracking.tracker import NullTracker
-from nexa_core.training.callbacks import SmoothedLossLog
+from nexa_core.training.callbacks import SmoothedLossLog, read_log
 from nexa_core.training.features import tokenized_pairs, tokenized_split, tokenized_train
 from nexa_core.training.launch import in_worker, is_main_process, launch, rank
 from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.parents import training_lineage
 from nexa_core.training.record import update_record, work_key
+from nexa_core.training.throughput import throughput_summary
 from nexa_core.training.tracked import close_training_run, open_training_run
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         best_checkpoint=state.best_model_checkpoint,
         resumed_from=str(last) if last else None,
         global_step=state.global_step,
-        train_metrics={**output.metrics, "wall_seconds": time.time() - started},
+        train_metrics={**output.metrics, **throughput_summary(read_log(log_path)), "wall_seconds": time.time() - started},
         best_eval={k.removeprefix("eval_"): v for k, v in best_eval.items() if k.startswith("eval_")},
         log_path=str(log_path),
         fast_path=fast_path,

@@ -95,6 +95,22 @@ class ThroughputLog(TrainerCallback):
             logs["mfu"] = mfu(rate_t, d_tokens / d_samples, self.shape, self.peak * ranks)
 
 
+def throughput_summary(records: list[dict]) -> dict[str, float]:
+    """The run's training speed from its logged windows: mean real tokens/s and MFU (on a GPU of known peak), and
+    the peak GPU memory; what the run's metrics, manifest sidecar and asset metadata carry. Empty without windows."""
+    timed = [r for r in records if "tokens_per_second" in r]
+    if not timed:
+        return {}
+    out = {"train_tokens_per_second": sum(r["tokens_per_second"] for r in timed) / len(timed)}
+    mfus = [r["mfu"] for r in timed if "mfu" in r]
+    if mfus:
+        out["mfu"] = sum(mfus) / len(mfus)
+    peaks = [r["gpu_memory_peak_mb"] for r in timed if "gpu_memory_peak_mb" in r]
+    if peaks:
+        out["gpu_memory_peak_mb"] = max(peaks)
+    return out
+
+
 def summed_over_ranks(samples: int, tokens: int) -> tuple[tuple[int, int], int]:
     """(samples, tokens) summed over the DDP ranks, and how many ranks; unchanged in a single process."""
     import torch
