@@ -213,8 +213,18 @@ def parse(argv=None):
 
 def main(argv=None) -> list[dict]:
     opts = parse(argv)
+    quiet, bars = logging.root.manager.disable, hf_logging.is_progress_bar_enabled()
     logging.disable(logging.WARNING)  # head initialisation notices would bury the table
     hf_logging.disable_progress_bar()
+    try:
+        return run_all(opts)
+    finally:  # called in-process (tests): leave the process's logging as it was
+        logging.disable(quiet)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def run_all(opts) -> list[dict]:
     device = resolve_device(opts.device, "--device")
     names = list(dict.fromkeys(opts.contenders))
     with tempfile.TemporaryDirectory(prefix="nexa-bench-gpu-") as tmp:

@@ -183,3 +183,27 @@ def test_compile_true_trains_the_tiny_model_and_saves_plain_weights(recipe):
     assert record["fast_path"] == result.fast_path
     weights = load_file(Path(result.final_dir) / "model.safetensors")
     assert "classifier.weight" in weights and not any(k.startswith("_orig_mod") for k in weights)
+
+
+# ------------------------------------------------------------------------------------------- the GPU bench, here
+def test_the_gpu_scripts_pass_shellcheck():
+    import shutil
+    import subprocess
+    import sys
+
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+    scripts = [str(Path(__file__).parents[1] / "bench" / name) for name in ("gpu_checks.sh", "gpu_prepare.sh")]
+    proc = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_the_gpu_training_bench_runs_end_to_end_on_the_cpu_with_smoke():
+    """~12 s: a tiny BERT, 4 steps of batch 8, each contender timed over its last 3 steps."""
+    from bench import gpu_train
+
+    results = {r["name"]: r for r in gpu_train.main(["--smoke"])}
+    assert list(results) == ["ours", "hf_run_glue", "hf_bf16_dynamic"]
+    assert all(r["samples_s"] > 0 and r["tokens_s"] > 0 and r["mfu"] is None for r in results.values())  # CPU: no peak
+    assert results["hf_run_glue"]["padded_per_row"] == 128  # run_glue pads every row to max_length
+    assert results["ours"]["settings"]["precision"] == "fp32" and results["ours"]["settings"]["attention"] == "sdpa"
