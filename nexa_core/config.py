@@ -75,7 +75,8 @@ class ModelConfig(_Section):
 
 
 class OptimizerConfig(_Section):
-    name: Literal["adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "adamw_torch"
+    # auto: adamw_torch_fused on a CUDA GPU (one kernel per step instead of one per parameter), adamw_torch elsewhere
+    name: Literal["auto", "adamw_torch", "adamw_torch_fused", "sgd", "adafactor"] = "auto"
     lr: float = Field(default=5e-5, gt=0, le=1.0)
     weight_decay: float = Field(default=0.01, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
@@ -101,8 +102,18 @@ class TrainingConfig(_Section):
     eval_batch_size: int = Field(default=64, ge=1)
     grad_accumulation: int = Field(default=1, ge=1)
     group_by_length: bool = True  # batches of similar length: less padding, same data per epoch
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    tf32: bool = False  # Ampere+ GPUs only
+    # auto: bf16 autocast on a CUDA GPU that has bf16, else fp32 (CPUs here only emulate bf16: no speed-up)
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    # tf32 for the matmuls that stay fp32; auto: on for Ampere or newer GPUs, off elsewhere; true on a GPU without
+    # it is refused (YAML booleans are read as "true"/"false")
+    tf32: Literal["auto", "true", "false"] = "auto"
+    compile: bool = False  # torch.compile the model (inductor): slower start, faster steps on a GPU
+    # Padding-free packing (rows concatenated, no pad tokens): only where the model and attention support it;
+    # refused in one line elsewhere (nexa_core/training/fastpath.py)
+    packing: bool = False
+    # Background loader processes; unset: 4 on a CUDA GPU (with pinned memory), 0 on the CPU, where a worker
+    # would take a core from the matmuls and start a process per epoch
+    dataloader_workers: Optional[int] = Field(default=None, ge=0, le=64)
     logging_steps: int = Field(default=10, ge=1)
     loss_smoothing: float = Field(default=0.9, ge=0, lt=1)  # EMA factor for the smoothed loss
     best_metric: Literal["accuracy", "macro_f1", "loss"] = "macro_f1"
@@ -110,6 +121,11 @@ class TrainingConfig(_Section):
     schedule: ScheduleConfig = ScheduleConfig()
     distributed: DistributedConfig = DistributedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @field_validator("tf32", mode="before")
+    @classmethod
+    def _tf32_words(cls, value: Any) -> Any:
+        return str(value).lower() if isinstance(value, bool) else value  # YAML `true` means "true"
 
     @field_validator("device")
     @classmethod

@@ -21,7 +21,7 @@ OVERFLOW = "more_figures"
 GROUPS = (
     ("quality", ("teacher_vs_student", "accuracy", "f1", "loss", "agreement", "promot", "champion", "challenger",
                  "improvement", "per_class", "num_examples")),
-    ("speed", ("seconds", "latency", "throughput", "speedup", "per_second", "global_step", "epoch")),
+    ("speed", ("seconds", "latency", "throughput", "speedup", "per_second", "global_step", "epoch", "mfu")),
     ("cost", ("gpu", "cost", "energy", "cpu_", "memory", "rss", "power", "temperature", "telemetry")),
 )
 ORDER = ("quality", "speed", "cost", "about", "paths")

@@ -3,6 +3,10 @@ workers on this machine's RabbitMQ (a vhost of the test's own), one consuming th
 queue, each in its own process group; the instance on deploy/dagster.yaml over a fresh PostgreSQL database; step
 outputs and compute logs on S3 (a loopback moto_server).
 
+The launcher and each worker have storage roots of their own (NEXA_SCRATCH/DURABLE/SHARED), as machines without a
+shared disk would: the dataset, the model and its run folder reach the next step's worker through S3 with the step
+outputs (nexa_dagster/execution/handoff_io.py), never through a path another worker wrote.
+
 One test, two runs (each costs ~40 s on 2 cores): the gpu worker is killed mid-training, which fails the run with
 the reason and publishes nothing; the worker comes back and a re-run resumes the interrupted training and
 succeeds. In both runs the GPU step runs on the gpu worker and every other step on the default one."""
@@ -10,16 +14,18 @@ succeeds. In both runs the GPU step runs on the gpu worker and every other step 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from nexa_core.common.layout import Layout
-from nexa_core.config import validate_config
 from tests.cli_helpers import write_recipe
 from tests.postgres_helpers import fresh_database
 from tests.production_helpers import (
+    BIN,
     BUCKET,
     Worker,
     execute_job,
@@ -31,6 +37,7 @@ from tests.production_helpers import (
     s3,  # noqa: F401 (a fixture)
 )
 from tests.test_storage_s3 import admin_client
+from tests.tiny import make_tiny_bert
 
 pytestmark = pytest.mark.slow
 GPU_STEPS = {"trained_model"}  # the training_pipeline's steps in pool `gpu`
@@ -38,27 +45,48 @@ RELEASE = ("evaluation_report", "run_manifest", "model_package", "promotion", "r
 
 
 @pytest.fixture
-def fleet(s3, tmp_path, tiny_model, tiny_csv):
-    """A launcher's environment and two workers: 'cpu' on queue dagster, 'gpu' on queue gpu."""
+def fleet(request, s3, tmp_path, tiny_model, tiny_csv):
+    """A launcher's environment and two workers: 'cpu' on queue dagster, 'gpu' on queue gpu. Parametrized with
+    "distill", the recipe distills a 4-layer teacher into a 2-layer student, and a third worker, 'serve', holds
+    the deployment register (NEXA_DEPLOY_QUEUE=deploy)."""
     from tests.conftest import tiny_recipe
 
+    distill = getattr(request, "param", None) == "distill"
     recipe = tiny_recipe(tiny_model, tiny_csv, tmp_path)
+    if distill:
+        recipe["model"]["name_or_path"] = str(make_tiny_bert(tmp_path / "teacher-base", layers=4))
+        recipe["distill"] = {"student_layers": 2, "top_k": 2, "chunk_size": 64}
+    del recipe["storage"]  # each machine's roots come from its environment
     home = production_home(tmp_path / "home")
     with fresh_database("nexa_celery") as database, rabbit_vhost() as broker:
         env = {**production_env(home, database, s3, f"celery-{uuid.uuid4().hex[:8]}"), "NEXA_EXECUTOR": "celery",
-               "NEXA_CELERY_BROKER": broker, "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml"))}
+               "NEXA_CELERY_BROKER": broker, "NEXA_CONFIG": str(write_recipe(recipe, tmp_path / "tiny.yaml")),
+               **({"NEXA_DEPLOY_QUEUE": "deploy"} if distill else {})}
         tag = uuid.uuid4().hex[:6]
-        workers = {"cpu": Worker(f"cpu-{tag}", "dagster", env, tmp_path / "cpu.log", concurrency=2),
-                   "gpu": Worker(f"gpu-{tag}", "gpu", env, tmp_path / "gpu.log")}
+        workers = {"cpu": Worker(f"cpu-{tag}", "dagster", _machine(env, tmp_path / "cpu-node"), tmp_path / "cpu.log",
+                                 concurrency=2),
+                   "gpu": Worker(f"gpu-{tag}", "gpu", _machine(env, tmp_path / "gpu-node"), tmp_path / "gpu.log")}
+        if distill:
+            workers["serve"] = Worker(f"serve-{tag}", "deploy", _machine(env, tmp_path / "serve-node"),
+                                      tmp_path / "serve.log")
         try:
             for worker in workers.values():
                 worker.launch()
             for worker in workers.values():
                 worker.wait_ready()
-            yield env, workers, Layout.from_storage(validate_config(recipe).storage), database
+            yield _machine(env, tmp_path / "launcher"), workers, database
         finally:
             for worker in workers.values():
                 worker.stop()
+
+
+def _machine(env: dict, root) -> dict:
+    """`env` for a machine whose storage roots are its own."""
+    return {**env, **{f"NEXA_{tier.upper()}": str(root / tier) for tier in ("scratch", "durable", "shared")}}
+
+
+def _layout(env: dict) -> Layout:
+    return Layout(*(Path(env[f"NEXA_{tier.upper()}"]).resolve() for tier in ("scratch", "durable", "shared")))
 
 
 def _step_workers(instance, run_id: str) -> dict[str, str]:
@@ -88,10 +116,11 @@ def test_gpu_steps_run_on_the_gpu_worker_and_a_killed_worker_fails_the_run_clean
     import dagster as dg
     import psycopg2
 
-    env, workers, layout, database = fleet
+    env, workers, database = fleet
+    gpu, cpu = _layout(workers["gpu"].env), _layout(workers["cpu"].env)
     proc = execute_job("training_pipeline", env, env["DAGSTER_HOME"])
     deadline = time.monotonic() + 300
-    while (run_id := _training_started(layout)) is None:
+    while (run_id := _training_started(gpu)) is None:
         assert proc.poll() is None and time.monotonic() < deadline, proc.log.read_text()[-4000:]
         time.sleep(0.2)
     workers["gpu"].kill()  # the whole GPU node gone, mid-training
@@ -113,11 +142,11 @@ def test_gpu_steps_run_on_the_gpu_worker_and_a_killed_worker_fails_the_run_clean
         # The pool slot the dead step held is free again (else the re-run would wait for it for ever).
         assert not instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
     # Nothing half-published: no manifest, package or deployment, nothing of the run's final model on S3.
-    assert not list(layout.manifests_dir.glob("*.json")) and not layout.packages_dir.exists()
-    assert not (layout.deploy_dir / "current_model").exists()
+    assert not list(cpu.manifests_dir.glob("*.json")) and not cpu.packages_dir.exists()
+    assert not (cpu.deploy_dir / "current_model").exists() and not cpu.runs_dir.exists()
     keys = [o["Key"] for o in admin_client(s3).list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert not [k for k in keys if f"/runs/{run_id}/final/" in k], keys
-    assert json.loads((layout.run_dir(run_id) / "run.json").read_text())["status"] == "running"  # interrupted
+    assert json.loads((gpu.run_dir(run_id) / "run.json").read_text())["status"] == "running"  # interrupted
 
     workers["gpu"].launch().wait_ready()  # the node is back
     out = finish(execute_job("training_pipeline", env, env["DAGSTER_HOME"]))
@@ -129,8 +158,16 @@ def test_gpu_steps_run_on_the_gpu_worker_and_a_killed_worker_fails_the_run_clean
         assert set(RELEASE) <= set(ran_on)
         event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
         assert event.asset_materialization.metadata["run_id"].value == run_id  # the interrupted run, resumed
-    assert layout.manifest_path(run_id).is_file()
-    assert json.loads((layout.run_dir(run_id) / "run.json").read_text())["status"] == "complete"
+    # The release steps ran on the cpu worker, on the model and run folder the gpu worker handed over through S3.
+    assert json.loads((gpu.run_dir(run_id) / "run.json").read_text())["status"] == "complete"
+    assert json.loads((cpu.run_dir(run_id) / "run.json").read_text())["status"] == "complete"
+    assert (cpu.run_dir(run_id) / "final" / "model.safetensors").read_bytes() == \
+        (gpu.run_dir(run_id) / "final" / "model.safetensors").read_bytes()
+    assert cpu.manifest_path(run_id).is_file() and cpu.package_path(run_id).is_file()
+    assert (cpu.deploy_dir / "current_model").exists()
+    assert not gpu.manifests_dir.exists() and not gpu.packages_dir.exists()  # the gpu worker only trained
+    launcher = _layout(env)
+    assert not [p for p in (launcher.durable, launcher.shared) if p.exists() and any(p.iterdir())]
 
     # Runs and events are PostgreSQL rows; step outputs and step logs are S3 objects.
     with psycopg2.connect(host="127.0.0.1", user="postgres", dbname=database) as conn, conn.cursor() as cur:
@@ -143,5 +180,40 @@ def test_gpu_steps_run_on_the_gpu_worker_and_a_killed_worker_fails_the_run_clean
     client = admin_client(s3)
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert any(k.endswith("/dagster-io/trained_model") for k in keys), keys
+    assert any(k.endswith(f"/dagster-io/files/durable/runs/{run_id}/final/model.safetensors") for k in keys), keys
     logs = [client.get_object(Bucket=BUCKET, Key=k)["Body"].read().decode() for k in keys if "/compute-logs/" in k]
     assert any('Started execution of step "trained_model"' in log for log in logs), keys  # the gpu worker's step log
+
+
+@pytest.mark.parametrize("fleet", ["distill"], indirect=True)
+def test_the_distillation_pipeline_hands_teacher_outputs_and_pairs_between_workers(fleet):
+    """The main job, its GPU steps (teacher, teacher outputs, student) on the gpu worker, the steps that read or
+    write the deployment register (student_evaluation re-scores the champion; student_promotion deploys) on the
+    serve worker, the rest on the cpu worker: each step finds what the step before it wrote on another machine."""
+    import dagster as dg
+
+    env, workers, _ = fleet
+    partition = "v1"
+    add = subprocess.run([str(BIN / "python"), "-m", "nexa_dagster.partitions", "add", partition], env=env,
+                         cwd=env["DAGSTER_HOME"], capture_output=True, text=True)
+    assert add.returncode == 0, add.stderr
+    out = finish(execute_job("distillation_pipeline", env, env["DAGSTER_HOME"],
+                             "--tags", json.dumps({"dagster/partition": partition})))
+    assert "RUN_SUCCESS" in out, out[-6000:]
+    gpu, cpu = _layout(workers["gpu"].env), _layout(workers["cpu"].env)
+    with production_instance(env) as instance:
+        [run] = instance.get_runs()
+        ran_on = _step_workers(instance, run.run_id)
+        on = {name: {s for s, node in ran_on.items() if node == worker.node} for name, worker in workers.items()}
+        assert on["gpu"] == {"teacher_model", "teacher_outputs", "student_model"}, ran_on
+        assert on["serve"] == {"student_evaluation", "student_promotion"}, ran_on
+        student = instance.get_latest_materialization_event(dg.AssetKey("student_model"))
+        student_run = student.asset_materialization.metadata["run_id"].value
+        promoted = instance.get_latest_materialization_event(dg.AssetKey("student_promotion"))
+        assert promoted.asset_materialization.metadata["promoted"].value is True
+    serve = _layout(workers["serve"].env)
+    assert (gpu.run_dir(student_run) / "final").is_dir() and not gpu.manifests_dir.exists()
+    assert cpu.manifest_path(student_run).is_file()
+    # One deployment register, on the serve node: it deployed the student it received through S3.
+    assert (serve.deploy_dir / "current_model" / "config.json").is_file()
+    assert not (cpu.deploy_dir / "current_model").exists() and not (gpu.deploy_dir / "current_model").exists()

@@ -68,7 +68,10 @@ def test_work_keys_count_the_world_size_and_seed_only():
     # A recipe without these fields keeps the key it had when `distributed` held only world_size and seed.
     cfg = _cfg()
     payload = cfg.model_dump(include={"model": True, "training": True},
-                             exclude={"training": {"device"}, "model": {"dropout"}})
+                             exclude={"training": {"device", "compile", "packing", "dataloader_workers"},
+                                      "model": {"dropout"}})
+    payload["training"].update(precision="fp32", tf32=False)  # the fast path's `auto` keys as what it replaced
+    payload["training"]["optimizer"]["name"] = "adamw_torch"
     payload["training"]["distributed"] = {"world_size": 1, "seed": 42}
     payload |= {"dataset_version": "v1", "init_from": "None", "pairs": "None", "kd": None}
     assert work_key(cfg, "v1") == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -10,7 +10,8 @@ import pytest
 from nexa_core.common.errors import NexaError
 from nexa_dagster.execution import choice
 from nexa_dagster.execution.celery_settings import CelerySettings
-from nexa_dagster.execution.handoff_io import HandoffS3IOManager
+from nexa_dagster.execution.handoff_io import handoff_s3_io_manager
+from nexa_dagster.resources import recipe_resource
 
 
 @pytest.mark.parametrize("value, executor", [(None, "in_process"), ("", "in_process"), ("multiprocess", "multiprocess"),
@@ -34,7 +35,7 @@ def test_a_bad_executor_is_one_line_naming_the_choices(monkeypatch):
 def test_celery_without_an_s3_prefix_says_what_to_set(monkeypatch):
     monkeypatch.delenv("NEXA_S3_PREFIX", raising=False)
     with pytest.raises(NexaError, match="NEXA_EXECUTOR=celery needs NEXA_S3_PREFIX"):
-        HandoffS3IOManager().create_io_manager(None)
+        handoff_s3_io_manager(dg.build_init_resource_context(resources={"nexa": recipe_resource()}))
 
 
 def test_the_broker_password_is_never_shown(monkeypatch):
@@ -138,3 +139,34 @@ def test_the_embedded_definitions_run_in_process():
 
     job = defs.resolve_job_def("training_pipeline")
     assert job.executor_def.name == "in_process" and isinstance(job.executor_def, dg.ExecutorDefinition)
+
+
+def test_the_deploy_queue_is_configuration_and_bad_names_are_one_line():
+    from nexa_dagster.deploy_step import deploy_step_tags
+
+    assert deploy_step_tags({}) == {} and deploy_step_tags({"NEXA_DEPLOY_QUEUE": " "}) == {}
+    assert deploy_step_tags({"NEXA_DEPLOY_QUEUE": "deploy"}) == {"dagster-celery/queue": "deploy"}
+    for bad in ("gpu", "de ploy", "-x"):
+        with pytest.raises(NexaError, match=rf"NEXA_DEPLOY_QUEUE={bad!r}: expected a Celery queue name"):
+            deploy_step_tags({"NEXA_DEPLOY_QUEUE": bad})
+
+
+def test_with_a_deploy_queue_only_the_steps_that_touch_the_register_go_there():
+    """The code location loaded as a fleet loads it (NEXA_DEPLOY_QUEUE=deploy, in a process of its own, since the
+    tags are read at load): promotions and the student evaluation (it re-scores the champion) are routed, nothing
+    else is."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json; from nexa_dagster.definitions import defs; "
+              "print(json.dumps({k.to_user_string(): defs.resolve_assets_def(k).get_op_def_for_asset_key(k).tags"
+              ".get('dagster-celery/queue') for k in defs.resolve_all_asset_keys()}))")
+    out = subprocess.run([sys.executable, "-c", script], env={**os.environ, "NEXA_DEPLOY_QUEUE": "deploy"},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    queues = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {k for k, q in queues.items() if q == "deploy"} == \
+        {"promotion", "student_promotion", "tuned_promotion", "student_evaluation"}, queues
+    assert {k for k, q in queues.items() if q == "gpu"} >= {"trained_model", "student_model"}

@@ -162,3 +162,22 @@ def test_every_model_is_gated_by_default_and_the_scope_narrows_it(recipe):
     recipe["evaluation"]["promotion"] = {"scope": "some"}
     with pytest.raises(NexaError, match="evaluation.promotion.scope"):
         validate_config(recipe)
+
+
+def test_a_run_tested_on_a_drop_version_finds_its_test_split(tmp_path):
+    """Drop versions store each split as a folder of parts (test.parquet/<drop>.parquet), not a file."""
+    import json
+
+    from nexa_core.release.promotion import tested_on
+
+    layout = Layout(tmp_path / "scratch", tmp_path / "durable", tmp_path / "shared")
+    run_dir = layout.run_dir("student_20261130_120000")
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"dataset_version": "drops-abc", "accuracy": 0.8}))
+    with pytest.raises(NexaError, match="its test split .* is not here"):
+        tested_on(layout, "student_20261130_120000")
+    split = layout.datasets_dir / "drops-abc" / "test.parquet"
+    split.mkdir(parents=True)
+    pd.DataFrame({"text": ["a"], "label": [0]}).to_parquet(split / "drop-1.parquet")
+    dataset_dir, report = tested_on(layout, "student_20261130_120000")
+    assert dataset_dir == layout.datasets_dir / "drops-abc" and report["accuracy"] == 0.8

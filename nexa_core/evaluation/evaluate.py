@@ -37,12 +37,15 @@ def predict_logits(model, tokenizer, texts: list[str], batch_size: int, max_leng
     order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
     device = next(model.parameters()).device
     model.eval()
+    done = []  # logits stay on the device until every batch is queued: no host wait per batch on a GPU
     with torch.inference_mode(), autocast():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             rows = [{n: encoded[n][i] for n in names} for i in idx]
             batch = pad_without_fast_tokenizer_warning(tokenizer, rows, padding=True, return_tensors="pt")
-            out[idx] = model(**batch.to(device)).logits.float().cpu().numpy()
+            done.append((idx, model(**batch.to(device)).logits.float()))
+    for idx, logits in done:
+        out[idx] = logits.cpu().numpy()
     return out
 
 

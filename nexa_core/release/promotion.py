@@ -107,7 +107,7 @@ def tested_on(layout: Layout, run_id: str) -> tuple[Path, dict]:
     report = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     version = report.get("dataset_version") or (read_record(layout.run_dir(run_id)) or {}).get("dataset_version")
     dataset_dir = layout.datasets_dir / str(version)
-    if not version or not (dataset_dir / "test.parquet").is_file():
+    if not version or not (dataset_dir / "test.parquet").exists():  # a drop version stores it as a folder
         raise NexaError(f"cannot compare run {run_id} with the deployed champion: its test split "
                         f"({dataset_dir if version else 'dataset_version in ' + str(metrics_path)}) is not here; "
                         f"restore it (`nexa prepare` with the run's recipe), or pass --force to deploy without comparing")

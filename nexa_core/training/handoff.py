@@ -20,6 +20,7 @@ class TrainedModel:
     resumed_from: str | None = None
     best_eval: dict[str, float] = field(default_factory=dict)  # validation metrics of the best checkpoint
     log_path: str | None = None  # JSONL training log (loss, smoothed loss, validation)
+    fast_path: dict = field(default_factory=dict)  # the resolved precision, tf32, optimizer, attention, compile
 
     @property
     def run_dir(self) -> Path:
@@ -31,18 +32,19 @@ class TrainedModel:
         return cls(run_id=result.run_id, final_dir=Path(result.final_dir), dataset=dataset,
                    train_metrics=dict(result.train_metrics), global_step=result.global_step,
                    best_checkpoint=result.best_checkpoint, resumed_from=result.resumed_from,
-                   best_eval=dict(result.best_eval), log_path=result.log_path)
+                   best_eval=dict(result.best_eval), log_path=result.log_path,
+                   fast_path=dict(getattr(result, "fast_path", None) or {}))
 
     def metadata(self) -> dict[str, Any]:
         return {**training_figures(self.train_metrics, self.best_eval), "global_step": self.global_step,
                 "run_id": self.run_id, "dataset_version": self.dataset.version, "run_dir": self.run_dir,
                 "final_dir": self.final_dir, "best_checkpoint": _path(self.best_checkpoint),
-                "resumed_from": _path(self.resumed_from)}
+                "resumed_from": _path(self.resumed_from), "fast_path": self.fast_path or None}
 
 
 # The few figures of a training run worth plotting across materializations (quality first, then speed); the
 # Trainer's other figures stay readable in one entry.
-PLOTTED_TRAIN = ("train_loss", "epoch", "train_samples_per_second", "wall_seconds")
+PLOTTED_TRAIN = ("train_loss", "epoch", "train_samples_per_second", "train_tokens_per_second", "mfu", "wall_seconds")
 PLOTTED_VALIDATION = ("accuracy", "macro_f1", "loss")
 
 

@@ -10,8 +10,9 @@ import numpy as np
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from nexa_core.config import TrainingConfig
+from nexa_core.training.fastpath import fast_path_for
 from nexa_core.training.metrics import classification_metrics
-from nexa_core.training.precision import precision_flags
+from nexa_core.training.precision import trainer_flags
 from nexa_core.training.sampler import EpochSeededLengthGroupedSampler
 
 
@@ -48,6 +49,15 @@ class NexaTrainer(Trainer):
     # True when the train dataset is this rank's own shards (features.tokenized_train): the accelerator would split
     # its batches across the ranks again, so its loader is prepared as a single process's.
     rank_local_train = False
+    batch_counter = None  # throughput.BatchCounter: counts of batches collated in loader workers are added here
+
+    def _prepare_inputs(self, inputs):
+        from nexa_core.training.throughput import COUNTS
+
+        counts = inputs.pop(COUNTS, None) if hasattr(inputs, "pop") else None
+        if counts is not None and self.batch_counter is not None:
+            self.batch_counter.add(*counts)
+        return super()._prepare_inputs(inputs)
 
     def get_train_dataloader(self):
         if not self.rank_local_train:
@@ -135,9 +145,13 @@ class KDTrainer(ClassifierTrainer):
 
 
 def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_columns: bool = False) -> TrainingArguments:
-    """`device`: the resolved `training.device` (nexa_core.training.device.resolve_device)."""
+    """`device`: the resolved `training.device` (nexa_core.training.device.resolve_device). The `auto` settings
+    resolve here for that device (fastpath.py): on a GPU bf16, tf32, fused AdamW, background loading into pinned
+    memory; on the CPU exactly the fp32 single-process path."""
     from nexa_core.training.device import training_device_args
 
+    fast = fast_path_for(cfg, device)
+    cuda = device.type == "cuda"
     greater_is_better = cfg.best_metric != "loss"
     return NexaTrainingArguments(
         output_dir=str(output_dir),
@@ -147,12 +161,13 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_colum
         per_device_eval_batch_size=cfg.eval_batch_size,
         gradient_accumulation_steps=cfg.grad_accumulation,
         learning_rate=cfg.optimizer.lr,
-        optim=cfg.optimizer.name,
+        optim=fast.optimizer,
         weight_decay=cfg.optimizer.weight_decay,
         max_grad_norm=cfg.optimizer.max_grad_norm,
         lr_scheduler_type=cfg.schedule.name,
         warmup_steps=cfg.schedule.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        **precision_flags(cfg.precision, cfg.tf32, device),
+        **trainer_flags(fast),
+        torch_compile=fast.compile,
         seed=cfg.distributed.seed,
         # Seeding only: determinism on CPU comes from device.deterministic_on_cpu around train(), without the
         # environment variables HF's full_determinism would leave in the process.
@@ -161,6 +176,9 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_colum
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
+        # HF's NaN/inf filter tests every step's loss on the host: one GPU sync per step. On a GPU the loss stays on
+        # the device until a logging step (a NaN then shows in the log as it is); on the CPU it costs nothing.
+        logging_nan_inf_filter=not cuda,
         eval_strategy="steps",
         eval_steps=cfg.checkpoint.every_steps,
         save_strategy="steps",
@@ -174,7 +192,10 @@ def training_arguments(cfg: TrainingConfig, output_dir: Path, device, keep_colum
         greater_is_better=greater_is_better,
         report_to="none",
         disable_tqdm=True,
-        dataloader_num_workers=0,
+        dataloader_num_workers=fast.loader_workers,
+        dataloader_pin_memory=fast.pin_memory,
+        dataloader_persistent_workers=fast.loader_workers > 0,  # not a new set of processes per epoch and eval
+        accelerator_config={"non_blocking": fast.pin_memory},  # copies from pinned memory overlap the compute
         remove_unused_columns=not keep_columns,  # KD needs the teacher columns in each batch
     )
 
@@ -188,14 +209,15 @@ def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callba
         return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
     trainer_cls, extra = (KDTrainer, {"alpha": kd[0], "temperature": kd[1]}) if kd else (ClassifierTrainer, {})
-    # Pad each batch to its own longest row (multiple of 8 for tensor cores), never to max_length.
-    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None if args.use_cpu else 8)
+    # Pad each batch to its own longest row (rounded up on a GPU: pad_multiple), never to max_length.
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(args))
+    counter = None
     if throughput:
         from nexa_core.training.throughput import BatchCounter, ThroughputLog
 
-        collator = BatchCounter(collator)
+        collator = counter = BatchCounter(collator)
         callbacks = [ThroughputLog(collator), *callbacks]  # first: it adds to the record the JSONL log writes
-    return trainer_cls(
+    trainer = trainer_cls(
         **extra,
         model=model,
         args=args,
@@ -206,3 +228,13 @@ def build_trainer(model, tokenizer, args, train_ds, eval_ds, label_names, callba
         compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
+    trainer.batch_counter = counter
+    return trainer
+
+
+def pad_multiple(args) -> int | None:
+    """Under torch.compile 64 tokens (every new width is a recompile: 128 / 64 = 2 widths at max_length 128); else
+    on a GPU 8 (tensor-core tile sizes); on the CPU none (each batch to its own longest row, as before)."""
+    if args.torch_compile:
+        return 64
+    return None if args.use_cpu else 8

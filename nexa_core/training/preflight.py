@@ -54,11 +54,11 @@ def check_training(cfg: NexaConfig, init_from: str | None = None, field: str = "
     `revision` its hub revision, model.revision by default, as `train` loads it)."""
     from nexa_core.tracking.settings import check_tracking
     from nexa_core.training.device import resolve_device
-    from nexa_core.training.precision import precision_flags
+    from nexa_core.training.fastpath import fast_path_for
 
     t = cfg.training
     device = resolve_device(t.device)
-    precision_flags(t.precision, t.tf32, device)
+    fast_path_for(t, device)  # precision, tf32 and packing the device cannot run are refused here
     workers, per_node = t.processes(), t.distributed.per_node(t.device)
     if device.type == "cuda" and per_node > 1:
         import torch

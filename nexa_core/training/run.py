@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -17,12 +17,13 @@ from nexa_core.storage.settings import StorageSettings
 from nexa_core.tracking.callback import MlflowStepCallback
 from nexa_core.tracking.loggers import logger_callbacks
 from nexa_core.tracking.tracker import NullTracker
-from nexa_core.training.callbacks import SmoothedLossLog
+from nexa_core.training.callbacks import SmoothedLossLog, read_log
 from nexa_core.training.features import tokenized_pairs, tokenized_split, tokenized_train
 from nexa_core.training.launch import in_worker, is_main_process, launch, rank, world_size
 from nexa_core.training.models import load_classifier, load_tokenizer
 from nexa_core.training.parents import training_lineage
 from nexa_core.training.record import update_record, work_key
+from nexa_core.training.throughput import throughput_summary
 from nexa_core.training.tracked import close_training_run, open_training_run
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class TrainResult:
     train_metrics: dict
     best_eval: dict
     log_path: str
+    fast_path: dict = field(default_factory=dict)  # resolved precision, tf32, optimizer, attention, compile, loader
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +68,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     from transformers import set_seed
 
     from nexa_core.training.device import deterministic_on_cpu
+    from nexa_core.training.fastpath import attention_of, fast_path_for
     from nexa_core.training.hf import build_trainer, training_arguments
 
     info = json.loads((Path(dataset_dir) / "dataset.json").read_text())
@@ -78,6 +81,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
     tokenizer = load_tokenizer(source, cfg.model.revision)
     set_seed(cfg.training.distributed.seed)  # before building the model: a new head is identical across runs
     model = load_classifier(source, labels, cfg.model.revision, cfg.model.dropout)
+    fast_path = fast_path_for(cfg.training, device).record(attention_of(model))  # what `auto` became here
     rank_local = False
     if pairs:
         train_ds = tokenized_pairs(pairs, tokenizer, cfg.model.max_length)
@@ -93,7 +97,7 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         update_record(run_dir, run_id=run_id, key=work_key(cfg, info["version"], init_from, pairs, kd),
                       status="running", dataset_version=info["version"], model=source, checkpoints_dir=str(ckpt_dir),
-                      environment_fingerprint=record_environment(run_dir),
+                      environment_fingerprint=record_environment(run_dir), fast_path=fast_path,
                       # how often torchrun restarted the workers (a failed one, --max-restarts) before this attempt
                       **({"torchrun_restarts": int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))}
                          if in_worker() else {}),
@@ -137,9 +141,10 @@ def train(cfg: NexaConfig, dataset_dir: Path, run_id: str, layout: Layout, *, in
         best_checkpoint=state.best_model_checkpoint,
         resumed_from=str(last) if last else None,
         global_step=state.global_step,
-        train_metrics={**output.metrics, "wall_seconds": time.time() - started},
+        train_metrics={**output.metrics, **throughput_summary(read_log(log_path)), "wall_seconds": time.time() - started},
         best_eval={k.removeprefix("eval_"): v for k, v in best_eval.items() if k.startswith("eval_")},
         log_path=str(log_path),
+        fast_path=fast_path,
     )
     if main:
         update_record(run_dir, status="complete", train=result.to_dict())

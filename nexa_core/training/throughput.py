@@ -1,7 +1,9 @@
 """Throughput, memory and MFU into the training time series (the JSONL beside the run).
 
 `BatchCounter` wraps the data collator and counts rows and real (non-padding) tokens on the CPU as
-batches are built: no GPU sync per step, unlike reading a device tensor back. `ThroughputLog` turns the
+batches are built: no GPU sync per step, unlike reading a device tensor back. In a loader worker process (GPU
+runs load in the background) the counts of a batch travel inside it (`COUNTS`) and the trainer adds them to the
+counter in the training process as it takes the batch (`NexaTrainer._prepare_inputs`). `ThroughputLog` turns the
 counts between two training logs into samples/s and tokens/s, adds peak GPU memory (CUDA) or the
 process's RSS (CPU) and, on a GPU whose peak is known, model FLOPs utilisation. It writes into the log
 record before `SmoothedLossLog` appends it, so one line holds loss, smoothed loss, lr and throughput.
@@ -13,11 +15,14 @@ peak of every device. Memory stays rank 0's own.
 
 from __future__ import annotations
 
+import os
 import time
 
 from transformers import TrainerCallback
 
 from nexa_core.telemetry.flops import mfu, model_shape, peak_flops
+
+COUNTS = "nexa_batch_counts"  # (rows, real tokens) of a batch collated in a loader worker; popped before the model
 
 
 class BatchCounter:
@@ -25,14 +30,22 @@ class BatchCounter:
         self.collator = collator
         self.samples = 0
         self.tokens = 0
+        self._owner = os.getpid()  # a loader worker is a copy in another process: its own counts would be lost
 
     def __call__(self, features):
         batch = self.collator(features)
         mask = batch.get("attention_mask")
         ids = batch.get("input_ids")
-        self.samples += len(features)
-        self.tokens += int(mask.sum()) if mask is not None else (ids.numel() if ids is not None else 0)
+        tokens = int(mask.sum()) if mask is not None else (ids.numel() if ids is not None else 0)
+        if os.getpid() == self._owner:
+            self.add(len(features), tokens)
+        else:  # plain ints: moved to the device as they are, so reading them back costs no sync
+            batch[COUNTS] = (len(features), tokens)
         return batch
+
+    def add(self, samples: int, tokens: int) -> None:
+        self.samples += int(samples)
+        self.tokens += int(tokens)
 
 
 class ThroughputLog(TrainerCallback):
@@ -80,6 +93,22 @@ class ThroughputLog(TrainerCallback):
         logs.update(memory_figures())
         if self.peak and self.shape:
             logs["mfu"] = mfu(rate_t, d_tokens / d_samples, self.shape, self.peak * ranks)
+
+
+def throughput_summary(records: list[dict]) -> dict[str, float]:
+    """The run's training speed from its logged windows: mean real tokens/s and MFU (on a GPU of known peak), and
+    the peak GPU memory; what the run's metrics, manifest sidecar and asset metadata carry. Empty without windows."""
+    timed = [r for r in records if "tokens_per_second" in r]
+    if not timed:
+        return {}
+    out = {"train_tokens_per_second": sum(r["tokens_per_second"] for r in timed) / len(timed)}
+    mfus = [r["mfu"] for r in timed if "mfu" in r]
+    if mfus:
+        out["mfu"] = sum(mfus) / len(mfus)
+    peaks = [r["gpu_memory_peak_mb"] for r in timed if "gpu_memory_peak_mb" in r]
+    if peaks:
+        out["gpu_memory_peak_mb"] = max(peaks)
+    return out
 
 
 def summed_over_ranks(samples: int, tokens: int) -> tuple[tuple[int, int], int]:

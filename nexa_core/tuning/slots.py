@@ -10,7 +10,9 @@ the study database (the recipe recorded at the start, `recipe.py`), so any proce
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -84,8 +86,10 @@ class BestTrial:
                 "best_params": self.params, **{f"trials_{state}": n for state, n in self.states.items()}}
 
 
-def best_model(cfg: NexaConfig, plan: StudyPlan) -> BestTrial:
-    """The study's best complete trial as a trained model (its run folder under this process's storage)."""
+def best_model(cfg: NexaConfig, plan: StudyPlan, fetch: Callable[[list[Path]], object] | None = None) -> BestTrial:
+    """The study's best complete trial as a trained model (its run folder under this process's storage). `fetch`,
+    given, first brings the run folder and the dataset version to this machine (steps on workers without a shared
+    disk: the trial may have trained on another one)."""
     from nexa_core.data.prepare import load_prepared
     from nexa_core.training.record import read_record
     from nexa_core.training.run import TrainResult
@@ -100,11 +104,13 @@ def best_model(cfg: NexaConfig, plan: StudyPlan) -> BestTrial:
         raise NexaError(f"tune.study {plan.study}: no complete trial yet ({_counts(states)}); run its trials "
                         "(hpo_trials) first")
     run_id = best.user_attrs.get("run_id")
+    version = opened.study.user_attrs.get("dataset_version", plan.dataset_version)
+    if fetch is not None and run_id:
+        fetch([layout.run_dir(run_id), layout.datasets_dir / version])
     record = read_record(layout.run_dir(run_id)) if run_id else None
     if not record or record.get("status") != "complete" or "train" not in record:
         raise NexaError(f"tune.study {plan.study}: best trial {best.number}'s run {run_id} is not a complete run under "
                         f"{layout.runs_dir}; restore it (`nexa pull {run_id}`) or run more trials")
-    version = opened.study.user_attrs.get("dataset_version", plan.dataset_version)
     dataset = load_prepared(layout.datasets_dir / version, f"tune.study {plan.study} dataset version {version}")
     model = TrainedModel.from_result(TrainResult(**record["train"]), dataset)
     return BestTrial(plan.study, best.number, float(best.value), dict(best.params), model, states)

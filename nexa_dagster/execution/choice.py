@@ -3,7 +3,7 @@
     in_process    (default) every step in the launching process: the embedded default, fastest for one chain
     multiprocess  each step in its own process on this machine (outputs through the instance's folder)
     celery        each step on a Celery worker (`dagster-celery/queue` routes GPU steps to queue `gpu`);
-                  outputs go through S3 (`handoff_io.py`), since workers share no disk
+                  outputs, and the files they point at, go through S3 (`handoff_io.py`), since workers share no disk
     k8s           each step in a Kubernetes Job of its own (dagster-k8s, the `k8s` extra; GPU steps ask for a GPU
                   through `dagster-k8s/config`); outputs in the instance's folder, which the Helm values mount from
                   the ReadWriteMany volume every pod sees (deploy/helm/values.yaml)
@@ -47,10 +47,11 @@ def executor() -> dg.ExecutorDefinition:
 
 
 def io_resources() -> dict:
-    """The `io_manager` resource the executor needs: S3 for Celery; none (Dagster's filesystem default, under the
-    instance's storage folder) otherwise."""
+    """The `io_manager` resource the executor needs: S3 for Celery, with the files outputs point at (the `nexa`
+    recipe resource gives each worker's storage roots); none (Dagster's filesystem default, under the instance's
+    storage folder) otherwise."""
     if executor_name() != "celery":
         return {}
-    from nexa_dagster.execution.handoff_io import HandoffS3IOManager
+    from nexa_dagster.execution.handoff_io import handoff_s3_io_manager
 
-    return {"io_manager": HandoffS3IOManager()}
+    return {"io_manager": handoff_s3_io_manager}

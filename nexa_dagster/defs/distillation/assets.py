@@ -15,6 +15,7 @@ from nexa_core.evaluation.report import EvaluationReport
 from nexa_core.training.handoff import TrainedModel
 from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.distillation.promotion import decide_promotion
+from nexa_dagster.deploy_step import DEPLOY_STEP_TAGS
 from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.gpu_step import GPU_STEP
 from nexa_dagster.metadata import telemetry_values, to_metadata, training_metadata
@@ -114,6 +115,7 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
 
 
 @dg.asset(group_name=GROUP, kinds={"json"}, partitions_def=TEACHER_INPUTS,
+          op_tags=DEPLOY_STEP_TAGS,  # it re-scores the deployed champion: where the deployment register is
           description="Student and teacher on the student's test split (quality, agreement, size, latency), and "
                       "the deployed champion on the same split (the promotion decision).")
 @refusals_as_failures

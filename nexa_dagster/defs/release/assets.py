@@ -19,6 +19,7 @@ from nexa_dagster.defs.distillation.partitions import TEACHER_INPUTS
 from nexa_dagster.defs.release.deployment import observation
 from nexa_dagster.defs.release.gates import threshold_check
 from nexa_dagster.defs.release.lines import LINES, ModelLine
+from nexa_dagster.deploy_step import DEPLOY_STEP_TAGS
 from nexa_dagster.failures import refusals_as_failures
 from nexa_dagster.metadata import to_metadata
 from nexa_dagster.resources import GPUTrainerResource, NexaRecipe, S3StorageResource
@@ -58,6 +59,7 @@ def release_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
                                    "size_bytes": path.stat().st_size})
 
     @dg.asset(name=line.promotion, kinds={"json"}, ins={"package": dg.AssetIn(package_name)}, **common,
+              op_tags=DEPLOY_STEP_TAGS,  # the one worker that holds the deployment register, on a Celery fleet
               description="Champion/challenger: deploys this model to current_model only if it beats the deployed one "
                           "on its test split (evaluation.promotion); otherwise keeps the champion and says why.")
     @refusals_as_failures

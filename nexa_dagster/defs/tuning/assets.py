@@ -71,8 +71,10 @@ def hpo_trials(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: GPU
 @refusals_as_failures
 def tuned_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, hpo_study: StudyPlan) -> dg.Output[TrainedModel]:
     from nexa_core.tuning.slots import best_model
+    from nexa_dagster.execution.handoff_io import fetcher
 
-    best = best_model(nexa.core(), hpo_study)
+    # The best trial may have trained on another worker: its run folder comes from the hand-off store then.
+    best = best_model(nexa.core(), hpo_study, fetch=fetcher(nexa.layout()))
     model = best.model
     tag_run(context, RUN_ID_TAG, model.run_id)
     run = tracking_values(model.run_dir)
