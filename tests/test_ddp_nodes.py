@@ -70,3 +70,22 @@ def test_two_nodes_train_one_run_and_rank_0_alone_reports_through_pipes(tiny_mod
     messages = [e.user_message for e in instance.all_logs(result.run_id) if "[rank 0] step" in e.user_message]
     steps = [m.split("step ", 1)[1].split(":", 1)[0] for m in messages if '"loss"' in m]
     assert steps == ["1", "2", "3", "4"], messages
+
+
+def test_teacher_and_student_train_under_torchrun_through_pipes(tiny_model, tiny_csv, tmp_path):
+    """The distillation's training steps take the same path as trained_model: two processes on one node started
+    through Pipes, rank 0's report in each asset's one materialization (the student with the KD loss)."""
+    recipe = ddp_recipe(tiny_model, tiny_csv, tmp_path, nproc_per_node=2)
+    recipe["distill"] = {"student_layers": 1, "top_k": 2, "chunk_size": 64}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("teacher_inputs", ["v1"])
+    result = run_job("ddp_distill", recipe, instance=instance, partition="v1",
+                     selection=["training_dataset", "teacher_model", "teacher_inputs", "teacher_outputs",
+                                "distillation_pairs", "student_model"])
+    assert result.success, result.all_events[-1]
+    for asset in ("teacher_model", "student_model"):
+        [materialization] = result.asset_materializations_for_node(asset)
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        assert meta["reported_by"] == "rank 0 of 2" and meta["world_size"] == 2, (asset, meta)
+    student = {k: v.value for k, v in result.asset_materializations_for_node("student_model")[0].metadata.items()}
+    assert student["global_step"] == 4

@@ -24,9 +24,10 @@ from nexa_core.training.steps import claim_run, train_run
 
 
 def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
-                  storage: StorageSettings | None = None) -> Teacher:
+                  storage: StorageSettings | None = None, launcher=None) -> Teacher:
     """A pinned fine-tuned teacher (`distill.teacher`), or a teacher fine-tuned here from model.name_or_path
-    (its best checkpoints pushed to the durable store of `storage`; None: the environment's settings)."""
+    (its best checkpoints pushed to the durable store of `storage`; None: the environment's settings). `launcher`
+    starts torchrun when training.distributed asks for several processes (nexa_core/training/launch.py)."""
     if cfg.distill.teacher:
         return _teacher(Path(_materialize_pinned(cfg.distill.teacher, layout)), None, trained=False)
     from nexa_core.training.record import find_run, work_key
@@ -40,7 +41,7 @@ def teacher_model(cfg: NexaConfig, layout: Layout, dataset: PreparedDataset,
     with claim_run(cfg, dataset.version, layout, name=f"{cfg.name}-teacher") as claim:
         run_id = claim.run_id
         update_record(claim.run_dir, lineage={"role": "teacher"})  # training adds its data, model and code
-        result = train_run(cfg, dataset.path, run_id, layout, storage=storage)
+        result = train_run(cfg, dataset.path, run_id, layout, storage=storage, launcher=launcher)
     return _teacher(Path(result.final_dir), run_id, trained=True)
 
 
@@ -254,8 +255,9 @@ def stored_pairs(layout: Layout, teacher_version: str, version: str) -> Distilla
 
 
 def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: DistillationPairs,
-                  storage: StorageSettings | None = None) -> TrainedModel:
-    """Initialise the student from the teacher's layers and train it on the pairs with the KD loss.
+                  storage: StorageSettings | None = None, launcher=None) -> TrainedModel:
+    """Initialise the student from the teacher's layers and train it on the pairs with the KD loss (a classifier
+    student under torchrun through `launcher` when training.distributed asks for several processes).
 
     The student validates and is tested on the dataset its input set came from (`dataset` in the result)."""
     from nexa_core.distill.student import make_student
@@ -290,7 +292,7 @@ def student_model(cfg: NexaConfig, layout: Layout, teacher: Teacher, pairs: Dist
             nested_in_distillation(cfg, pairs.teacher_version, pairs.inputs_version):  # the student's MLflow parent
         update_record(claim.run_dir, lineage=parents)  # train() keeps these and adds the data, model and code
         result = train_run(cfg, dataset.path, claim.run_id, layout, init_from=str(init), pairs=pairs.path, kd=kd,
-                           storage=storage)
+                           storage=storage, launcher=launcher)
     return TrainedModel.from_result(result, dataset)
 
 

@@ -38,7 +38,9 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     # The run id is claimed inside.
     with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context), \
             trainer.gpu(cfg, layout) as leased:
-        teacher = pipeline.teacher_model(leased, layout, training_dataset, storage=storage.reachable_settings())
+        launcher = trainer.launcher(context)  # several processes: torchrun through Pipes, rank 0 reporting
+        teacher = pipeline.teacher_model(leased, layout, training_dataset, storage=storage.reachable_settings(),
+                                         launcher=launcher)
     tag_run(context, TEACHER_RUN_ID_TAG, teacher.run_id)
     if teacher.trained:
         usage.save(layout.run_dir(teacher.run_id) / "telemetry")
@@ -46,7 +48,8 @@ def teacher_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     # A reused or pinned teacher shows the curves of the run that trained it, where one did; its figures are
     # that run's, and this materialization's telemetry only when it trained here.
     run = tracking_values(teacher.log_path.parent.parent if teacher.log_path else None)
-    return dg.Output(teacher, metadata=training_metadata({**teacher.metadata(), **run}, teacher.log_path,
+    return dg.Output(teacher, metadata=training_metadata({**teacher.metadata(), **run, **launcher.reported_metadata()},
+                                                         teacher.log_path,
                                                          no_curve=teacher.no_curve_reason, tracking_url=run_url(run),
                                                          telemetry=usage.summary if teacher.trained else None))
 
@@ -105,12 +108,14 @@ def student_model(context: dg.AssetExecutionContext, nexa: NexaRecipe, trainer: 
     # The run id is claimed inside.
     with telemetry.measure(cfg.telemetry, None, "train") as usage, tracking.scope(context), \
             trainer.gpu(cfg, layout) as leased:
+        launcher = trainer.launcher(context)
         student = pipeline.student_model(leased, layout, teacher_model, distillation_pairs,
-                                         storage=storage.reachable_settings())
+                                         storage=storage.reachable_settings(), launcher=launcher)
     tag_run(context, RUN_ID_TAG, student.run_id)
     usage.save(layout.run_dir(student.run_id) / "telemetry")
     run = tracking_values(student.run_dir)
-    return dg.Output(student, metadata=training_metadata({**student.metadata(), **run}, student.log_path,
+    return dg.Output(student, metadata=training_metadata({**student.metadata(), **run, **launcher.reported_metadata()},
+                                                         student.log_path,
                                                          telemetry=usage.summary, tracking_url=run_url(run)))
 
 
