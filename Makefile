@@ -42,7 +42,7 @@ run-training: setup
 # half the suite waits on sensors, daemons, servers and subprocess start-up, which the other worker overlaps.
 TEST_WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # ruff, and the import contract (nexa_core's layers; nexa_core never imports dagster).
 lint: setup

@@ -88,9 +88,9 @@ def test_secrets_stay_out_of_repr_and_the_launch_spec(tmp_path, monkeypatch, rec
     assert "s3cr3t" not in repr(settings) and "AKIAEXAMPLE" not in repr(settings)  # ...never shown
     monkeypatch.setattr(launch_module.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
     layout = Layout.from_storage(validate_config(recipe).storage)
-    with pytest.raises(NexaError, match="torchrun exit 1"):
+    with pytest.raises(NexaError, match="torchrun exit code 1"):
         launch_module.launch(validate_config(recipe), tmp_path, "tiny_20260101_000000", layout, storage=settings)
-    text = (layout.checkpoints_dir("tiny_20260101_000000").parent / "launch.json").read_text()
+    text = (layout.run_dir("tiny_20260101_000000") / "launch.json").read_text()
     assert "s3cr3t" not in text and "AKIAEXAMPLE" not in text
     assert StorageSettings.from_public(json.loads(text)["kwargs"]["storage"]).prefix == f"s3://{BUCKET}/p"
 

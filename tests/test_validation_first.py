@@ -198,9 +198,12 @@ def test_more_workers_than_gpus_is_refused_before_torchrun(recipe, monkeypatch):
     if not torch.cuda.is_available():  # the same node as seen through torch, without a GPU here
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # the fast path asks
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "one-GPU node")
     count = torch.cuda.device_count()
     recipe["training"].update(device="cuda", distributed={"world_size": count + 1})
-    with pytest.raises(NexaError, match=rf"world_size={count + 1}: only {count} GPU\(s\) visible"):
+    with pytest.raises(NexaError, match=rf"world_size: {count + 1} processes on this node but only {count} GPU\(s\) "
+                                        rf"visible; set training.distributed.nproc_per_node={count}"):
         check_training(validate_config(recipe))
 
 
