@@ -170,3 +170,20 @@ def test_push_refuses_non_folder_and_reserved_name(store, tmp_path):
     (d / COMPLETE_NAME).write_text("{}")
     with pytest.raises(NexaError, match="reserved name"):
         store.push(d, "runs/x")
+
+
+def test_concurrent_single_file_pushes_into_a_new_folder(store, tmp_path):
+    """push_file first removes the key's old record and prunes the folders that leaves empty; another thread's
+    upload into that same new folder must not lose its folder in between (the file hand-off pushes in parallel)."""
+    import concurrent.futures as cf
+
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i}.bin").write_bytes(bytes([i]) * 100)
+    with cf.ThreadPoolExecutor(max_workers=8) as pool:
+        for round_ in range(15):
+            records = list(pool.map(lambda i, r=round_: store.push_file(src / f"f{i}.bin", f"r{r}/deep/f{i}.bin"),
+                                    range(40)))
+            assert [r["size"] for r in records] == [100] * 40
+            assert all(store.is_complete(f"r{round_}/deep/f{i}.bin") for i in range(40))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from nexa_core.common.atomic import atomic_write_bytes
+from nexa_core.common.atomic import atomic_write_bytes, temp_beside
 from nexa_core.common.hashing import sha256_file
 from nexa_core.storage.retry import ObjectMissing
 from nexa_core.storage.store import _TMP_SUFFIX, _UMASK, DurableStore, ObjectInfo
@@ -37,8 +36,7 @@ class LocalStore(DurableStore):
 
     def _put_file(self, path: Path, key: str, sha256: str) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TMP_SUFFIX)
+        fd, tmp = temp_beside(target, _TMP_SUFFIX)  # survives a concurrent _delete pruning the new folder
         try:
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
                 shutil.copyfileobj(src, out, 1024 * 1024)
