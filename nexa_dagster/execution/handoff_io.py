@@ -72,9 +72,14 @@ def handoff_s3_io_manager(context: dg.InitResourceContext) -> ShippingS3IOManage
         raise NexaError("NEXA_EXECUTOR=celery needs NEXA_S3_PREFIX: steps on different workers hand their "
                         "outputs to each other through S3; set NEXA_S3_PREFIX=s3://bucket/prefix on the "
                         "launching process and every worker")
-    bucket, key = parse_s3_uri(settings.prefix, settings.prefix_field)
-    folder = f"{key}/{IO_FOLDER}" if key else IO_FOLDER
+    bucket, folder = _io_location(settings)
     return ShippingS3IOManager(bucket, s3_client(settings), folder, context.resources.nexa.layout(), settings)
+
+
+def _io_location(settings: StorageSettings) -> tuple[str, str]:
+    """The bucket and the key of `<prefix>/dagster-io`, where outputs (and, under `files/`, their files) go."""
+    bucket, key = parse_s3_uri(settings.prefix, settings.prefix_field)
+    return bucket, f"{key}/{IO_FOLDER}" if key else IO_FOLDER
 
 
 def fetcher(layout: Layout) -> Callable[[list[Path]], dict] | None:
@@ -90,6 +95,6 @@ def fetcher(layout: Layout) -> Callable[[list[Path]], dict] | None:
         return None  # the IO manager has already refused to start without it
     from nexa_core.storage.s3 import S3Store
 
-    bucket, key = parse_s3_uri(settings.prefix, settings.prefix_field)
-    store = S3Store(bucket, f"{key}/{IO_FOLDER}/files" if key else f"{IO_FOLDER}/files", settings=settings)
+    bucket, folder = _io_location(settings)
+    store = S3Store(bucket, f"{folder}/files", settings=settings)  # where ShippingS3IOManager puts them
     return lambda paths: receive_paths(store, paths, layout)
